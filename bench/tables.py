@@ -1,0 +1,277 @@
+"""The public benchmark tables: load, validate, query.
+
+One :class:`BenchmarkTables` per space joins the architecture list (row = index) with its accuracy
+columns (NB201: CIFAR-10/100 and ImageNet16-120 accuracies) and its latency columns (one per measured
+device). Queries are vectorised over index arrays. Loading validates row counts, index contiguity,
+missing values and non-positive latencies; problems are reported (``issues`` and a
+:class:`TableWarning`), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hwnas.search import (
+    Architecture,
+    NotInTableError,
+    Space,
+    TableError,
+    UnknownNameError,
+    get_space,
+    resolve_data_dir,
+)
+
+__all__ = ["BenchmarkTables", "TableWarning", "load_tables", "EXPECTED_ROWS", "SOURCES"]
+
+#: rows of each space's public table (../shared/data/README.md)
+EXPECTED_ROWS = {"nb201": 15625, "fbnet": 5000, "ofa": 5000}
+SOURCES = {
+    "nb201": "HW-NAS-Bench / HELP (latency), NAS-Bench-201 / NATS-Bench (accuracy)",
+    "fbnet": "HW-NAS-Bench / HELP",
+    "ofa": "HELP",
+}
+
+
+class TableWarning(UserWarning):
+    """A public table loaded, but with values worth knowing about (NaN, non-positive latency...)."""
+
+
+@dataclass
+class BenchmarkTables:
+    """A space's public tables, indexed by architecture index (the row of its architecture list).
+
+    Attributes:
+        space: the search space.
+        archs: architecture of every index.
+        accuracy: one float column per task (percent), index = architecture index.
+        latency: one float column per device (milliseconds), index = architecture index.
+        issues: validation findings, one sentence each.
+    """
+
+    space: Space
+    archs: list[Architecture]
+    accuracy: pd.DataFrame
+    latency: pd.DataFrame
+    source_dir: Path
+    issues: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._index: dict[Architecture, int] = {}
+        for i, a in enumerate(self.archs):
+            self._index.setdefault(a, i)
+        self._acc = {c: self.accuracy[c].to_numpy(np.float64) for c in self.accuracy.columns}
+        self._lat = {c: self.latency[c].to_numpy(np.float64) for c in self.latency.columns}
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    @property
+    def tasks(self) -> list[str]:
+        """Accuracy columns (empty for spaces without public accuracies)."""
+        return list(self.accuracy.columns)
+
+    @property
+    def devices(self) -> list[str]:
+        """Latency columns: the public devices of this space."""
+        return list(self.latency.columns)
+
+    # ------------------------------------------------------------------ lookups
+    def index_of(self, arch: Architecture) -> int:
+        """Index of ``arch`` in the table.
+
+        Raises:
+            NotInTableError: the architecture is valid but the (sampled) table does not hold it.
+        """
+        try:
+            return self._index[arch]
+        except KeyError:
+            raise NotInTableError(
+                f"{self.space.name}: {arch} is a valid architecture but not one of the "
+                f"{len(self)} in the public {self.space.name} table"
+            ) from None
+
+    def arch_at(self, index: int) -> Architecture:
+        """Architecture at ``index``; raises :class:`NotInTableError` when out of range."""
+        self._check_indices(np.asarray([index]))
+        return self.archs[int(index)]
+
+    def _check_indices(self, idx: np.ndarray) -> np.ndarray:
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            bad = idx[(idx < 0) | (idx >= len(self))][0]
+            raise NotInTableError(
+                f"{self.space.name}: index {bad} out of range; valid: 0..{len(self) - 1}"
+            )
+        return idx
+
+    def check_task(self, task: str) -> str:
+        if task not in self._acc:
+            if not self._acc:
+                raise UnknownNameError(f"task ({self.space.name} has no public accuracies)",
+                                       task, [])
+            raise UnknownNameError(f"task for {self.space.name}", task, self._acc)
+        return task
+
+    def check_device(self, device: str) -> str:
+        if device not in self._lat:
+            raise UnknownNameError(f"device for {self.space.name}", device, self._lat)
+        return device
+
+    def get_accuracy(self, task: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Accuracies (percent) of ``task`` at ``indices``, vectorised; NaN where not measured."""
+        idx = self._check_indices(np.asarray(indices, dtype=np.int64))
+        return self._acc[self.check_task(task)][idx]
+
+    def get_latency(self, device: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Latencies (ms) on ``device`` at ``indices``, vectorised."""
+        idx = self._check_indices(np.asarray(indices, dtype=np.int64))
+        return self._lat[self.check_device(device)][idx]
+
+    def row(self, index: int) -> dict[str, dict[str, float]]:
+        """All accuracies and latencies of one index (NaN values left out)."""
+        self._check_indices(np.asarray([index]))
+        acc = {t: float(v[index]) for t, v in self._acc.items() if np.isfinite(v[index])}
+        lat = {d: float(v[index]) for d, v in self._lat.items() if np.isfinite(v[index])}
+        return {"accuracy": acc, "latency_ms": lat}
+
+
+# ---------------------------------------------------------------------- loading
+def load_tables(space: str, data_dir: str | os.PathLike[str] | None = None) -> BenchmarkTables:
+    """Load and validate a space's public tables (cached per space and folder).
+
+    Args:
+        space: ``nb201``, ``fbnet`` or ``ofa``.
+        data_dir: folder of the tables; default ``HWNAS_DATA``.
+
+    Raises:
+        UnknownNameError: an unknown space.
+        DataNotFoundError: no tables where hwnas looked.
+        TableError: a missing, unreadable or inconsistent file (says which and why).
+
+    Example:
+        >>> t = load_tables("nb201")  # doctest: +SKIP
+        >>> t.get_latency("pixel2", [0, 1])  # doctest: +SKIP
+        array([ 9., 17.])
+    """
+    if space not in EXPECTED_ROWS:
+        raise UnknownNameError("space", space, EXPECTED_ROWS)
+    root = resolve_data_dir(data_dir)
+    tables = _load(space, str(root.resolve()))
+    for issue in tables.issues:
+        warnings.warn(f"{space} tables: {issue}", TableWarning, stacklevel=2)
+    return tables
+
+
+@cache
+def _load(space_name: str, root: str) -> BenchmarkTables:
+    folder = Path(root) / space_name
+    space = get_space(space_name)
+    issues: list[str] = []
+    if space_name == "ofa":
+        rows = _read_jsonl(folder / "architectures.jsonl")
+        arch_table = pd.DataFrame({"index": [r.get("index") for r in rows]})
+        archs = _parse_rows(folder / "architectures.jsonl", rows, space.from_ofa_dict)
+    else:
+        path = folder / "architectures.csv"
+        arch_table = _read_csv(path)
+        if space_name == "nb201":
+            _require(arch_table, ["index", "arch"], path)
+            archs = _parse_rows(path, arch_table["arch"].tolist(), space.parse)
+        else:
+            layers = [f"layer{i:02d}" for i in range(len(space.genes))]
+            _require(arch_table, ["index", *layers], path)
+            archs = _parse_rows(path, arch_table[layers].values.tolist(), space.from_blocks)
+    _check_index(arch_table["index"], folder / "architectures")
+    expected = EXPECTED_ROWS[space_name]
+    if len(archs) != expected:
+        if space_name == "nb201":
+            raise TableError(f"{folder}: {len(archs)} architectures, the space has {expected}")
+        issues.append(f"{len(archs)} architectures where the public table has {expected}")
+    distinct = len(set(archs))
+    if distinct != len(archs):
+        issues.append(f"{len(archs) - distinct} rows repeat an earlier architecture")
+
+    accuracy = arch_table.drop(columns=["index", "arch"], errors="ignore")
+    accuracy = accuracy.select_dtypes("number").astype(np.float64)
+    if space_name != "nb201":
+        accuracy = accuracy.iloc[:, :0]
+    _report_nan(accuracy, "accuracy", issues)
+
+    lat_path = folder / "latency_ms.csv"
+    latency = _read_csv(lat_path)
+    _require(latency, ["index"], lat_path)
+    _check_index(latency["index"], lat_path)
+    if len(latency) != len(archs):
+        raise TableError(f"{lat_path}: {len(latency)} rows, the architecture table has {len(archs)}")
+    latency = latency.drop(columns=["index"])
+    non_numeric = [c for c in latency.columns if not pd.api.types.is_numeric_dtype(latency[c])]
+    if non_numeric:
+        raise TableError(f"{lat_path}: non-numeric latency column(s) {', '.join(non_numeric)}")
+    latency = latency.astype(np.float64)
+    _report_nan(latency, "latency", issues)
+    for col in latency.columns:
+        bad = int((latency[col] <= 0).sum())
+        if bad:
+            issues.append(f"device {col}: {bad} non-positive latencies (kept as measured)")
+    return BenchmarkTables(space, archs, accuracy.reset_index(drop=True),
+                           latency.reset_index(drop=True), Path(root), issues)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise TableError(f"missing table {path}")
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise TableError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise TableError(f"missing table {path}")
+    rows = []
+    with path.open() as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise TableError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def _require(table: pd.DataFrame, columns: list[str], path: Path) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise TableError(f"{path}: missing column(s) {', '.join(missing)}")
+
+
+def _parse_rows(path: Path, rows: list, parse) -> list[Architecture]:
+    archs = []
+    for n, row in enumerate(rows):
+        try:
+            archs.append(parse(row))
+        except Exception as e:  # any malformed row makes the table unusable: say which
+            raise TableError(f"{path}: row {n}: {e}") from None
+    return archs
+
+
+def _check_index(index: pd.Series, path: Path) -> None:
+    values = pd.to_numeric(index, errors="coerce").to_numpy()
+    if np.isnan(values).any() or not np.array_equal(values, np.arange(len(values))):
+        raise TableError(f"{path}: the index column must run 0..{len(values) - 1} in order")
+
+
+def _report_nan(table: pd.DataFrame, what: str, issues: list[str]) -> None:
+    for col, n in table.isna().sum().items():
+        if n:
+            issues.append(f"{what} {col}: {int(n)} missing values (kept as NaN)")

@@ -1,0 +1,41 @@
+"""Search spaces, architectures and (later) strategies and objectives: ``hwnas.search``.
+
+Depends on no other hwnas package.
+"""
+
+from .data import ENV_VAR, resolve_data_dir
+from .errors import (
+    ArchitectureError,
+    DataNotFoundError,
+    HwnasError,
+    NotInTableError,
+    TableError,
+    UnknownNameError,
+)
+from .registry import SPACES, get_space, list_spaces
+from .space import Architecture, Gene, Graph, RNGLike, Space, as_rng
+from .stats import ModelStats, count_macs, count_params, model_stats
+
+__all__ = [
+    "ENV_VAR",
+    "SPACES",
+    "Architecture",
+    "ArchitectureError",
+    "DataNotFoundError",
+    "Gene",
+    "Graph",
+    "HwnasError",
+    "ModelStats",
+    "NotInTableError",
+    "RNGLike",
+    "Space",
+    "TableError",
+    "UnknownNameError",
+    "as_rng",
+    "count_macs",
+    "count_params",
+    "get_space",
+    "list_spaces",
+    "model_stats",
+    "resolve_data_dir",
+]
