@@ -35,8 +35,8 @@ __all__ = ["BenchmarkTables", "TableWarning", "load_tables", "EXPECTED_ROWS", "S
 #: rows of each space's public table (../shared/data/README.md)
 EXPECTED_ROWS = {"nb201": 15625, "fbnet": 5000, "ofa": 5000}
 SOURCES = {
-    "nb201": "HW-NAS-Bench / HELP (latency), NAS-Bench-201 / NATS-Bench (accuracy)",
-    "fbnet": "HW-NAS-Bench / HELP",
+    "nb201": "HW-NAS-Bench, HELP",
+    "fbnet": "HW-NAS-Bench, HELP",
     "ofa": "HELP",
 }
 
@@ -115,14 +115,14 @@ class BenchmarkTables:
     def check_task(self, task: str) -> str:
         if task not in self._acc:
             if not self._acc:
-                raise UnknownNameError(f"task ({self.space.name} has no public accuracies)",
+                raise UnknownNameError(f"{self.space.name} task (this space has no public accuracies)",
                                        task, [])
-            raise UnknownNameError(f"task for {self.space.name}", task, self._acc)
+            raise UnknownNameError(f"{self.space.name} task", task, self._acc)
         return task
 
     def check_device(self, device: str) -> str:
         if device not in self._lat:
-            raise UnknownNameError(f"device for {self.space.name}", device, self._lat)
+            raise UnknownNameError(f"{self.space.name} device", device, self._lat)
         return device
 
     def get_accuracy(self, task: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ class UnknownNameError(HwnasError, KeyError):
 
     def __init__(self, kind: str, name: str, valid: Iterable[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid)}")
+        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid) or 'none'}")
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
