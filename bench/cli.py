@@ -7,7 +7,6 @@ become one line on stderr and exit code 2.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import warnings

@@ -1,9 +1,9 @@
 """The public benchmark tables: load, validate, query.
 
 One :class:`BenchmarkTables` per space joins the architecture list (row = index) with its accuracy
-columns (NB201: CIFAR-10/100 and ImageNet16-120 accuracies) and its latency columns (one per measured
-device). Queries are vectorised over index arrays. Loading validates row counts, index contiguity,
-missing values and non-positive latencies; problems are reported (``issues`` and a
+columns (NB201: CIFAR-10/100 and ImageNet16-120 accuracies) and its latency columns (one per
+measured device). Queries are vectorised over index arrays. Loading validates row counts, index
+contiguity, missing values and non-positive latencies; problems are reported (``issues`` and a
 :class:`TableWarning`), never silently dropped.
 """
 
@@ -115,8 +115,9 @@ class BenchmarkTables:
     def check_task(self, task: str) -> str:
         if task not in self._acc:
             if not self._acc:
-                raise UnknownNameError(f"{self.space.name} task (this space has no public accuracies)",
-                                       task, [])
+                raise UnknownNameError(
+                    f"{self.space.name} task (this space has no public accuracies)", task, []
+                )
             raise UnknownNameError(f"{self.space.name} task", task, self._acc)
         return task
 
@@ -210,7 +211,9 @@ def _load(space_name: str, root: str) -> BenchmarkTables:
     _require(latency, ["index"], lat_path)
     _check_index(latency["index"], lat_path)
     if len(latency) != len(archs):
-        raise TableError(f"{lat_path}: {len(latency)} rows, the architecture table has {len(archs)}")
+        raise TableError(
+            f"{lat_path}: {len(latency)} rows, the architecture table has {len(archs)}"
+        )
     latency = latency.drop(columns=["index"])
     non_numeric = [c for c in latency.columns if not pd.api.types.is_numeric_dtype(latency[c])]
     if non_numeric:

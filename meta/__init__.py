@@ -1,3 +1,3 @@
-"""Learning to learn: ``hwnas.meta`` (MAML, Meta-SGD, LSTM meta-learner, meta-learned predictors)."""
+"""Learning to learn: ``hwnas.meta`` (MAML, Meta-SGD, LSTM meta-learner, meta-predictors)."""
 
 __all__: list[str] = []

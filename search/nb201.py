@@ -93,7 +93,8 @@ class NB201Space(Space):
             tokens = group[1:-1].split("|")
             if len(tokens) != node:
                 raise ArchitectureError(
-                    f"nb201: node {node} needs {node} incoming edge(s), got {len(tokens)} in {group!r}"
+                    f"nb201: node {node} needs {node} incoming edge(s), "
+                    f"got {len(tokens)} in {group!r}"
                 )
             for src, token in enumerate(tokens):
                 op, sep, s = token.partition("~")
@@ -264,7 +265,7 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """The NAS-Bench-201 CIFAR macro-network around one cell (16/32/64 channels, 5 cells a stage)."""
+    """NAS-Bench-201's CIFAR macro-network around one cell (16/32/64 channels, 5 cells a stage)."""
 
     def __init__(self, ops: list[str], num_classes: int = 10, none: str = "zero", c: int = 16,
                  cells_per_stage: int = 5):

@@ -8,16 +8,17 @@ genes are inactive (layers beyond a stage's depth) canonicalise them to 0, so th
 exactly one value, one string and one hash.
 
 The generic operators here (sampling, mutation, crossover, one-edit neighbourhoods, one-hot
-encoding) follow the usual definitions of the NAS literature: mutation changes one active choice as in
-regularized evolution (Real et al., AAAI 2019), crossover inherits whole groups of genes uniformly
-as in NSGA-Net (Lu et al., GECCO 2019), and the one-hot encoding is the adjacency-free encoding of
-White et al., "A Study on Encodings for Neural Architecture Search" (NeurIPS 2020).
+encoding) follow the usual definitions of the NAS literature: mutation changes one active choice
+as in regularized evolution (Real et al., AAAI 2019), crossover inherits whole groups of genes
+uniformly as in NSGA-Net (Lu et al., GECCO 2019), and the one-hot encoding is the
+adjacency-free encoding of White et al., "A Study on Encodings for Neural Architecture
+Search" (NeurIPS 2020).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -107,7 +108,11 @@ class Space(ABC):
 
     @property
     def size(self) -> int:
-        """Number of distinct architectures (a Python int; may exceed 64 bits)."""
+        """Number of distinct architectures (a Python int; may exceed 64 bits).
+
+        The product of the genes' choices; spaces with inactive genes override it, since settings
+        of inactive genes do not make distinct networks.
+        """
         out = 1
         for g in self.genes:
             out *= len(g)
@@ -248,7 +253,7 @@ class Space(ABC):
 
     @abstractmethod
     def build(self, arch: Architecture, num_classes: int | None = None) -> Any:
-        """The reference network as a ``torch.nn.Module`` (in training mode, freshly initialised)."""
+        """The reference network as a ``torch.nn.Module`` (training mode, freshly initialised)."""
 
     # ------------------------------------------------------------------ enumeration
     @property

@@ -1,0 +1,63 @@
+"""Shared fixtures: where the public tables are (if anywhere), a private stats cache, and factories
+that make small benchmark tables for tests that must not depend on the public ones."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import settings
+
+settings.register_profile("hwnas", derandomize=True, deadline=None, max_examples=60)
+settings.load_profile("hwnas")
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLIC_DATA = Path(os.environ.get("HWNAS_DATA") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def public_data() -> Path:
+    """The public tables; tests using this skip when they are absent."""
+    if not (PUBLIC_DATA / "nb201" / "architectures.csv").is_file():
+        pytest.skip(f"public tables not found at {PUBLIC_DATA} (set HWNAS_DATA)")
+    return PUBLIC_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own stats cache and no inherited HWNAS_DATA."""
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("HWNAS_DATA", raising=False)
+
+
+def make_nb201_tables(root: Path, seed: int = 0, devices: tuple[str, ...] = ("dev_a", "dev_b"),
+                      ) -> Path:
+    """Write a complete, made-up NB201 table set under ``root/nb201`` (all 15,625 cells in a
+    shuffled order, random accuracies and latencies) and return ``root``."""
+    from hwnas.search import get_space
+
+    space = get_space("nb201")
+    rng = np.random.default_rng(seed)
+    genes = np.stack(np.unravel_index(np.arange(space.size), tuple(space.n_choices)), axis=1)
+    genes = genes[rng.permutation(len(genes))]
+    archs = [space.format(space.from_genes(g)) for g in genes]
+    folder = root / "nb201"
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(archs)
+    pd.DataFrame({"index": np.arange(n), "arch": archs,
+                  "cifar10_test_200ep": rng.uniform(10, 95, n).round(3)}).to_csv(
+        folder / "architectures.csv", index=False)
+    lat = {"index": np.arange(n)}
+    for d in devices:
+        lat[d] = rng.uniform(0.5, 20, n).round(4)
+    pd.DataFrame(lat).to_csv(folder / "latency_ms.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A made-up but complete table folder (nb201 only), shared by the tests that only read it."""
+    return make_nb201_tables(tmp_path_factory.mktemp("data"), seed=3)
