@@ -20,6 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -101,10 +102,16 @@ class Space(ABC):
     build_version: ClassVar[str] = "1"
 
     # ------------------------------------------------------------------ structure
-    @property
+    @cached_property
     def n_choices(self) -> np.ndarray:
         """Number of choices of every gene (int array of length ``len(self.genes)``)."""
-        return np.array([len(g) for g in self.genes], dtype=np.int64)
+        out = np.array([len(g) for g in self.genes], dtype=np.int64)
+        out.setflags(write=False)
+        return out
+
+    @cached_property
+    def _offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.n_choices)[:-1]])
 
     @property
     def size(self) -> int:
@@ -136,10 +143,10 @@ class Space(ABC):
         g = [int(x) for x in genes]
         if len(g) != len(self.genes):
             raise ArchitectureError(f"{self.name}: expected {len(self.genes)} genes, got {len(g)}")
-        for i, (x, gene) in enumerate(zip(g, self.genes, strict=True)):
-            if not 0 <= x < len(gene):
+        for i, (x, n) in enumerate(zip(g, self.n_choices.tolist(), strict=True)):
+            if not 0 <= x < n:
                 raise ArchitectureError(
-                    f"{self.name}: gene {i} ({gene.name}) is {x}, valid 0..{len(gene) - 1}"
+                    f"{self.name}: gene {i} ({self.genes[i].name}) is {x}, valid 0..{n - 1}"
                 )
         mask = self.active(g)
         return Architecture(self.name, tuple(x if m else 0 for x, m in zip(g, mask, strict=True)))
@@ -211,24 +218,30 @@ class Space(ABC):
         return list(out)
 
     # ------------------------------------------------------------------ encodings
-    @property
+    @cached_property
     def encoding_length(self) -> int:
         """Length of :meth:`encode`'s vector."""
         return int(self.n_choices.sum())
 
     def encode(self, arch: Architecture) -> np.ndarray:
         """One-hot encoding of every gene, concatenated; inactive genes are all zeros."""
-        return self.encode_batch([arch])[0]
+        self._check(arch)
+        out = np.zeros(self.encoding_length, dtype=np.float32)
+        mask = self.active(arch.genes)
+        out[(self._offsets + np.asarray(arch.genes))[mask]] = 1.0
+        return out
 
     def encode_batch(self, archs: Sequence[Architecture]) -> np.ndarray:
         """Encode many architectures into a ``(len(archs), encoding_length)`` float32 matrix."""
         for a in archs:
             self._check(a)
         genes = np.array([a.genes for a in archs], dtype=np.int64).reshape(len(archs), -1)
-        offsets = np.concatenate([[0], np.cumsum(self.n_choices)[:-1]])
         out = np.zeros((len(archs), self.encoding_length), dtype=np.float32)
         rows = np.repeat(np.arange(len(archs)), len(self.genes))
-        cols = (genes + offsets).ravel()
+        cols = (genes + self._offsets).ravel()
+        if type(self).active is Space.active:  # every gene always active: no mask to build
+            out[rows, cols] = 1.0
+            return out
         mask = np.array([self.active(g) for g in genes], dtype=bool).reshape(-1)
         out[rows[mask], cols[mask]] = 1.0
         return out
