@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from hwnas.search import Architecture, ModelStats, Space, model_stats
+from hwnas.search import Architecture, ModelStats, Space, cache_root, model_stats
 
 __all__ = ["StatsCache", "default_cache_path"]
 
@@ -25,12 +25,8 @@ CREATE TABLE IF NOT EXISTS model_stats (
 
 
 def default_cache_path() -> Path:
-    """``$HWNAS_CACHE``, else ``$XDG_CACHE_HOME/hwnas``, else ``~/.cache/hwnas``; plus the file."""
-    root = os.environ.get("HWNAS_CACHE")
-    if not root:
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(xdg) / "hwnas")
-    return Path(root) / "model_stats.sqlite"
+    """The statistics file in :func:`hwnas.search.cache_root`."""
+    return cache_root() / "model_stats.sqlite"
 
 
 class StatsCache:

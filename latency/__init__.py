@@ -1,3 +1,35 @@
-"""Measuring and modelling device latency: ``hwnas.latency`` (ONNX Runtime, CUDA, lookup tables)."""
+"""Measuring and modelling device latency: ``hwnas.latency``.
 
-__all__: list[str] = []
+Runtimes (ONNX Runtime CPU/CUDA, PyTorch CPU/CUDA events), ONNX export, the measurement protocol,
+resumable device profiles and operator lookup tables.
+"""
+
+from .environment import describe_environment
+from .export import ExportError, export_onnx, onnx_cache_dir
+from .protocol import Measurement, MeasurementProtocol, measure, median_ci, summarize
+from .runtime import (
+    Runtime,
+    RuntimeConfig,
+    RuntimeUnavailableError,
+    get_runtime,
+    list_runtimes,
+    make_session,
+)
+
+__all__ = [
+    "ExportError",
+    "Measurement",
+    "MeasurementProtocol",
+    "Runtime",
+    "RuntimeConfig",
+    "RuntimeUnavailableError",
+    "describe_environment",
+    "export_onnx",
+    "get_runtime",
+    "list_runtimes",
+    "make_session",
+    "measure",
+    "median_ci",
+    "onnx_cache_dir",
+    "summarize",
+]

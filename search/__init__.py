@@ -3,7 +3,7 @@
 Depends on no other hwnas package.
 """
 
-from .data import ENV_VAR, resolve_data_dir
+from .data import CACHE_ENV_VAR, ENV_VAR, cache_root, resolve_data_dir
 from .errors import (
     ArchitectureError,
     DataNotFoundError,
@@ -12,11 +12,13 @@ from .errors import (
     TableError,
     UnknownNameError,
 )
+from .metrics import MetricSource
 from .registry import SPACES, get_space, list_spaces
 from .space import Architecture, Gene, Graph, RNGLike, Space, as_rng
 from .stats import ModelStats, count_macs, count_params, model_stats
 
 __all__ = [
+    "CACHE_ENV_VAR",
     "ENV_VAR",
     "SPACES",
     "Architecture",
@@ -25,6 +27,7 @@ __all__ = [
     "Gene",
     "Graph",
     "HwnasError",
+    "MetricSource",
     "ModelStats",
     "NotInTableError",
     "RNGLike",
@@ -32,6 +35,7 @@ __all__ = [
     "TableError",
     "UnknownNameError",
     "as_rng",
+    "cache_root",
     "count_macs",
     "count_params",
     "get_space",

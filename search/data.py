@@ -11,9 +11,10 @@ from pathlib import Path
 
 from .errors import DataNotFoundError
 
-__all__ = ["ENV_VAR", "resolve_data_dir"]
+__all__ = ["ENV_VAR", "CACHE_ENV_VAR", "cache_root", "resolve_data_dir"]
 
 ENV_VAR = "HWNAS_DATA"
+CACHE_ENV_VAR = "HWNAS_CACHE"
 
 _SPACE_DIRS = ("nb201", "fbnet", "ofa")
 
@@ -53,3 +54,14 @@ def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
             "point it at the folder holding the public tables"
         )
     return where
+
+
+def cache_root() -> Path:
+    """Folder of hwnas's caches (model statistics, exported networks).
+
+    ``$HWNAS_CACHE``, else ``$XDG_CACHE_HOME/hwnas``, else ``~/.cache/hwnas``.
+    """
+    root = os.environ.get(CACHE_ENV_VAR)
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwnas"

@@ -1,0 +1,329 @@
+"""Runtimes that time a network: ONNX Runtime (CPU, CUDA) and PyTorch (CPU, CUDA events).
+
+A runtime turns an architecture into a *timer*: a function that runs ``n`` inferences on one fixed
+input and returns the ``n`` per-call latencies in milliseconds. The measurement protocol decides how
+many and when. Sessions are built from a frozen :class:`RuntimeConfig` with the options that change
+latency set explicitly, and the provider actually used is checked (as onnxruntime's perf tools do).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hwnas.search import Architecture, HwnasError, Space, UnknownNameError
+
+from .export import export_onnx
+
+__all__ = [
+    "RuntimeConfig",
+    "Runtime",
+    "RuntimeUnavailableError",
+    "Timer",
+    "OrtRuntime",
+    "OrtCpuRuntime",
+    "OrtCudaRuntime",
+    "TorchCpuRuntime",
+    "TorchCudaRuntime",
+    "get_runtime",
+    "list_runtimes",
+    "make_session",
+]
+
+#: n -> per-call latencies in milliseconds
+Timer = Callable[[int], np.ndarray]
+
+_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+class RuntimeUnavailableError(HwnasError):
+    """The runtime cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Options that change measured latency; recorded with every table.
+
+    Attributes:
+        batch: inputs per inference.
+        intra_op_threads: threads inside one operator (ONNX Runtime / torch intra-op).
+        inter_op_threads: threads across operators.
+        graph_optimization: ONNX Runtime graph optimisation level: disable, basic, extended, all.
+        device_id: GPU ordinal for the CUDA runtimes.
+    """
+
+    batch: int = 1
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    graph_optimization: str = "all"
+    device_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise HwnasError(f"batch must be >= 1, got {self.batch}")
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
+            raise HwnasError("thread counts must be >= 0 (0: the runtime's default)")
+        if self.graph_optimization not in _OPT_LEVELS:
+            raise HwnasError(f"graph optimisation {self.graph_optimization!r}; "
+                             f"valid: {', '.join(_OPT_LEVELS)}")
+
+
+class Runtime(ABC):
+    """Times networks on one device with one software stack."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: RuntimeConfig | None = None):
+        self.config = config or RuntimeConfig()
+
+    @abstractmethod
+    def available(self) -> tuple[bool, str]:
+        """``(True, "")`` or ``(False, why not)``."""
+
+    def require(self) -> None:
+        """Raise :class:`RuntimeUnavailableError` (with the reason) when unavailable."""
+        ok, why = self.available()
+        if not ok:
+            raise RuntimeUnavailableError(f"runtime {self.name} is not available here: {why}")
+
+    @abstractmethod
+    def timer(self, space: Space, arch: Architecture) -> Timer:
+        """Prepare ``arch`` (export, session, warm caches are the protocol's job) and return its
+        timer."""
+
+    def describe(self) -> dict[str, Any]:
+        """Runtime name, provider and session options, for the table's metadata."""
+        return {"runtime": self.name, **asdict(self.config)}
+
+
+def _input(space: Space, arch: Architecture, batch: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((batch, *space.input_shape(arch)), dtype=np.float32)
+
+
+def _wall_timer(call: Callable[[], Any]) -> Timer:
+    def timed(n: int) -> np.ndarray:
+        out = np.empty(n, dtype=np.float64)
+        clock = time.perf_counter_ns
+        for i in range(n):
+            t0 = clock()
+            call()
+            out[i] = clock() - t0
+        return out / 1e6
+
+    return timed
+
+
+# ---------------------------------------------------------------------- ONNX Runtime
+def make_session(path: str | Path, config: RuntimeConfig, provider: str) -> Any:
+    """An ``onnxruntime.InferenceSession`` with explicit options on exactly ``provider``.
+
+    Raises:
+        RuntimeUnavailableError: the provider did not take the session (ONNX Runtime falls back
+            to the CPU silently otherwise).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = config.intra_op_threads
+    opts.inter_op_num_threads = config.inter_op_threads
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[config.graph_optimization]
+    opts.log_severity_level = 3
+    providers: list[Any] = [provider]
+    if provider == "CUDAExecutionProvider":
+        providers = [(provider, {"device_id": config.device_id})]
+    sess = ort.InferenceSession(str(path), opts, providers=providers)
+    if sess.get_providers()[0] != provider:
+        raise RuntimeUnavailableError(
+            f"ONNX Runtime did not run the session on {provider} (got {sess.get_providers()})")
+    return sess
+
+
+class OrtRuntime(Runtime):
+    """ONNX Runtime on one execution provider; the network is the space's exported reference."""
+
+    provider: ClassVar[str]
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            return False, f"onnxruntime cannot be imported ({e})"
+        if self.provider not in ort.get_available_providers():
+            return False, (f"this onnxruntime build has no {self.provider} (providers: "
+                           f"{', '.join(ort.get_available_providers())})")
+        return True, ""
+
+    def session(self, space: Space, arch: Architecture) -> Any:
+        self.require()
+        return make_session(export_onnx(space, arch, self.config.batch), self.config,
+                            self.provider)
+
+    def timer(self, space: Space, arch: Architecture) -> Timer:
+        sess = self.session(space, arch)
+        feed = {"x": _input(space, arch, self.config.batch)}
+        return _wall_timer(lambda: sess.run(None, feed))
+
+    def describe(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {**super().describe(), "provider": self.provider,
+                "onnxruntime": ort.__version__}
+
+
+class OrtCpuRuntime(OrtRuntime):
+    """ONNX Runtime, CPU execution provider (the default runtime)."""
+
+    name = "ort-cpu"
+    provider = "CPUExecutionProvider"
+
+
+class OrtCudaRuntime(OrtRuntime):
+    """ONNX Runtime, CUDA execution provider; inputs and outputs stay on the GPU (I/O binding)
+    so a call times the network, not host-device copies. ``Run`` synchronises the stream."""
+
+    name = "ort-cuda"
+    provider = "CUDAExecutionProvider"
+
+    def available(self) -> tuple[bool, str]:
+        ok, why = super().available()
+        if not ok:
+            return ok, why + "; install onnxruntime-gpu on a machine with an NVIDIA GPU"
+        return True, ""
+
+    def timer(self, space: Space, arch: Architecture) -> Timer:  # pragma: no cover - needs a GPU
+        import onnxruntime as ort
+
+        sess = self.session(space, arch)
+        x = ort.OrtValue.ortvalue_from_numpy(_input(space, arch, self.config.batch), "cuda",
+                                             self.config.device_id)
+        binding = sess.io_binding()
+        binding.bind_ortvalue_input("x", x)
+        binding.bind_output("logits", "cuda", self.config.device_id)
+        return _wall_timer(lambda: sess.run_with_iobinding(binding))
+
+
+# ---------------------------------------------------------------------- PyTorch
+class _TorchRuntime(Runtime):
+    device: ClassVar[str]
+
+    def _model(self, space: Space, arch: Architecture) -> tuple[Any, Any]:
+        import torch
+
+        self.require()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = space.build(arch).eval().to(self.device_str)
+        x = torch.from_numpy(_input(space, arch, self.config.batch)).to(self.device_str)
+        return model, x
+
+    @property
+    def device_str(self) -> str:
+        return self.device if self.device == "cpu" else f"cuda:{self.config.device_id}"
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {**super().describe(), "provider": f"torch-{self.device}",
+                "torch": torch.__version__}
+
+
+class TorchCpuRuntime(_TorchRuntime):
+    """PyTorch eager on the CPU, wall-clock timed (for comparison with ONNX Runtime)."""
+
+    name = "torch-cpu"
+    device = "cpu"
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def timer(self, space: Space, arch: Architecture) -> Timer:
+        import torch
+
+        if self.config.intra_op_threads:
+            torch.set_num_threads(self.config.intra_op_threads)
+        model, x = self._model(space, arch)
+
+        def call() -> None:
+            with torch.inference_mode():
+                model(x)
+
+        return _wall_timer(call)
+
+
+class TorchCudaRuntime(_TorchRuntime):
+    """PyTorch eager on a CUDA GPU, each call timed with a pair of CUDA events and synchronised."""
+
+    name = "torch-cuda"
+    device = "cuda"
+
+    def available(self) -> tuple[bool, str]:
+        import torch
+
+        if torch.version.cuda is None:
+            return False, f"this torch build ({torch.__version__}) has no CUDA support"
+        if not torch.cuda.is_available() or torch.cuda.device_count() <= self.config.device_id:
+            return False, "no CUDA device is visible"
+        return True, ""
+
+    def timer(self, space: Space, arch: Architecture) -> Timer:  # pragma: no cover - needs a GPU
+        import torch
+
+        model, x = self._model(space, arch)
+
+        def timed(n: int) -> np.ndarray:
+            out = np.empty(n, dtype=np.float64)
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            with torch.inference_mode():
+                for i in range(n):
+                    start.record()
+                    model(x)
+                    end.record()
+                    end.synchronize()
+                    out[i] = start.elapsed_time(end)
+            return out
+
+        return timed
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        info = super().describe()
+        if self.available()[0]:  # pragma: no cover - needs a GPU
+            info["gpu"] = torch.cuda.get_device_name(self.config.device_id)
+            info["cuda"] = torch.version.cuda
+        return info
+
+
+_RUNTIMES: dict[str, type[Runtime]] = {
+    r.name: r for r in (OrtCpuRuntime, OrtCudaRuntime, TorchCpuRuntime, TorchCudaRuntime)
+}
+
+
+def list_runtimes() -> list[str]:
+    """Names of every runtime, available here or not."""
+    return list(_RUNTIMES)
+
+
+def get_runtime(name: str, config: RuntimeConfig | None = None) -> Runtime:
+    """A runtime by name (``ort-cpu``, ``ort-cuda``, ``torch-cpu``, ``torch-cuda``).
+
+    Raises:
+        UnknownNameError: listing the valid names.
+    """
+    if name not in _RUNTIMES:
+        raise UnknownNameError("runtime", name, _RUNTIMES)
+    return _RUNTIMES[name](config)
