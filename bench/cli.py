@@ -7,6 +7,7 @@ become one line on stderr and exit code 2.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import warnings
@@ -26,6 +27,7 @@ from hwnas.search import (
 )
 
 from .cache import StatsCache
+from .devices import find_profiled, resolve_device, results_dir
 from .tables import EXPECTED_ROWS, SOURCES, load_tables
 
 __all__ = ["cli", "main"]
@@ -97,8 +99,20 @@ def devices(space_names: tuple[str, ...], as_json: bool) -> None:
     for name in space_names:
         get_space(name)  # unknown names fail before any table is read
     rows = []
-    for name in space_names or tuple(list_spaces()):
-        tables = load_tables(name)
+    wanted = space_names or tuple(list_spaces())
+    for p in find_profiled():
+        if p.space in wanted:
+            rows.append({"space": p.space, "device": p.device, "rows": p.rows,
+                         "median_ms": p.median_ms, "source": f"profiled: {p.path}"})
+    try:
+        public = [load_tables(name) for name in wanted]
+    except DataNotFoundError:
+        if not rows:
+            raise
+        warnings.warn("no public tables: listing profiled devices only", stacklevel=1)
+        public = []
+    for tables in public:
+        name = tables.space.name
         for dev in tables.devices:
             lat = tables.latency[dev]
             rows.append({
@@ -131,15 +145,13 @@ def query(space_name: str, index: int | None, arch_text: str | None, task: str |
     try:
         tables = load_tables(space_name)
     except DataNotFoundError:
-        if arch is None or task or device:
+        if arch is None or task or (device and not _is_local_device(device)):
             raise
         tables = None
         warnings.warn("no public tables: showing size and FLOPs only", stacklevel=1)
-    if tables is not None:
-        if task:
-            tables.check_task(task)
-        if device:
-            tables.check_device(device)
+    if tables is not None and task:
+        tables.check_task(task)
+    source = resolve_device(device, space_name, tables) if device else None
     if arch is None:
         arch = tables.arch_at(index)
     idx = None
@@ -147,7 +159,7 @@ def query(space_name: str, index: int | None, arch_text: str | None, task: str |
         try:
             idx = tables.index_of(arch)
         except NotInTableError:
-            if task or device:
+            if task or (device and tables is not None and device in tables.devices):
                 raise
             warnings.warn(f"{space_name}: not in the public table of {len(tables)} "
                           "architectures: no accuracy or latency", stacklevel=1)
@@ -161,7 +173,13 @@ def query(space_name: str, index: int | None, arch_text: str | None, task: str |
     if idx is not None:
         row = tables.row(idx)
         out["accuracy"] = {k: v for k, v in row["accuracy"].items() if task in (None, k)}
-        out["latency_ms"] = {k: v for k, v in row["latency_ms"].items() if device in (None, k)}
+        if source is None:
+            out["latency_ms"] = row["latency_ms"]
+    if source is not None:
+        value = float(source.evaluate([arch])[0])
+        if not math.isfinite(value):
+            raise NotInTableError(f"{device}: no latency for {space.format(arch)}")
+        out["latency_ms"] = {device: value}
     if as_json:
         _echo_json(out)
         return
@@ -176,7 +194,173 @@ def query(space_name: str, index: int | None, arch_text: str | None, task: str |
         click.echo(f"latency   {k:<22} {v:10.4g} ms")
 
 
+@cli.command()
+@click.option("--space", "space_name", required=True, help="nb201, fbnet or ofa.")
+@click.option("--runtime", "runtime_name", default="ort-cpu", show_default=True,
+              help="ort-cpu, ort-cuda, torch-cpu or torch-cuda.")
+@click.option("--name", required=True, help="Device name (folder under results/devices).")
+@click.option("--archs", "n_archs", type=click.IntRange(min=1), default=None,
+              help="Profile N architectures drawn with --seed [default: 100].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--indices", "indices_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="CSV with an 'index' column, or one index per line.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Intra-op threads.")
+@click.option("--graph-opt", type=click.Choice(["disable", "basic", "extended", "all"]),
+              default="all", show_default=True, help="ONNX Runtime graph optimisation level.")
+@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Passes over the architectures; latency = min of round medians.")
+@click.option("--precision", type=click.FloatRange(min=0, min_open=True), default=0.02,
+              show_default=True, help="Target relative half-width of the median's 95% CI.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--cpu", "cpus", default=None,
+              help="Pin the profiler to these CPU cores (e.g. '1' or '0,1').")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder [default: results/devices/NAME].")
+def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, seed: int,
+            indices_file: Path | None, batch: int, threads: int, graph_opt: str, rounds: int,
+            precision: float, max_runs: int, cpus: str | None, out: Path | None) -> None:
+    """Measure architectures on this machine into a device table (resumable)."""
+    from hwnas.latency import (
+        MeasurementProtocol,
+        Profiler,
+        RuntimeConfig,
+        get_runtime,
+    )
+
+    if n_archs is not None and indices_file is not None:
+        raise click.UsageError("give --archs N or --indices FILE, not both")
+    space = get_space(space_name)
+    runtime = get_runtime(runtime_name, RuntimeConfig(batch=batch, intra_op_threads=threads,
+                                                      graph_optimization=graph_opt))
+    runtime.require()
+    protocol = MeasurementProtocol(rounds=rounds, target_precision=precision,
+                                   max_runs=max(max_runs, 20), min_runs=min(20, max_runs))
+    if cpus:
+        _pin(cpus)
+    targets = _targets(space_name, n_archs, seed, indices_file)
+    out = out or results_dir() / "devices" / name
+    profiler = Profiler(space, runtime, protocol, out, name)
+    with _progress(f"profiling {name}") as advance:
+        try:
+            table = profiler.run(targets, progress=advance)
+        except KeyboardInterrupt:
+            click.echo(f"hwnas: interrupted; measurements so far are in {out}; run the same "
+                       "command again to resume", err=True)
+            raise SystemExit(130) from None
+    meta = table.meta
+    prec = meta["precision"]
+    click.echo(f"wrote {out / 'latency_ms.csv'} ({meta['counts']['architectures']} "
+               f"architectures, {meta['counts']['failed']} failed) and {out / 'meta.json'}")
+    if prec.get("median_round_spread") is not None:
+        click.echo(f"precision: median spread between rounds {prec['median_round_spread']:.1%}")
+    ref = prec.get("reference")
+    if ref:
+        flag = "  (drift flagged)" if ref["drift_flagged"] else ""
+        click.echo(f"reference: {ref['measurements']} measurements, {ref['min_ms']:.3f}-"
+                   f"{ref['max_ms']:.3f} ms, max drift {ref['max_drift']:.1%}{flag}")
+
+
 # ---------------------------------------------------------------------- helpers
+def _is_local_device(spec: str) -> bool:
+    return spec.startswith("live:") or Path(spec).exists()
+
+
+def _pin(cpus: str) -> None:
+    try:
+        cores = {int(c) for c in cpus.split(",")}
+        os.sched_setaffinity(0, cores)
+    except (ValueError, OSError) as e:
+        raise click.BadParameter(f"{cpus!r}: {e}; valid: core numbers among "
+                                 f"{sorted(os.sched_getaffinity(0))}", param_hint="--cpu") from None
+
+
+def _targets(space_name: str, n: int | None, seed: int, indices_file: Path | None) -> list:
+    import numpy as np
+
+    from hwnas.latency import Target
+
+    space = get_space(space_name)
+    try:
+        tables = load_tables(space_name)
+    except DataNotFoundError:
+        if indices_file is not None:
+            raise
+        tables = None
+    if indices_file is not None:
+        indices = _read_indices(indices_file)
+        return [Target(tables.arch_at(i), i) for i in indices]
+    n = n or 100
+    rng = np.random.default_rng(seed)
+    if tables is not None:
+        if n > len(tables):
+            raise click.BadParameter(f"{n} > {len(tables)} architectures in the {space_name} "
+                                     "table", param_hint="--archs")
+        return [Target(tables.archs[i], int(i)) for i in rng.choice(len(tables), n, replace=False)]
+    warnings.warn("no public tables: drawing architectures from the space, without indices",
+                  stacklevel=1)
+    archs: dict = {}
+    while len(archs) < n:
+        archs.setdefault(space.sample(rng))
+    return [Target(a) for a in archs]
+
+
+def _read_indices(path: Path) -> list[int]:
+    import pandas as pd
+
+    from hwnas.search import TableError
+
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise TableError(f"cannot read --indices file {path}: {e.strerror}") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if lines and not lines[0].lstrip("-").isdigit():
+        import io
+
+        frame = pd.read_csv(io.StringIO(text))
+        if "index" not in frame.columns:
+            raise TableError(f"{path}: needs an 'index' column or one index per line")
+        lines = [str(v) for v in frame["index"].tolist()]
+    try:
+        indices = [int(float(v)) for v in lines]
+    except ValueError:
+        raise TableError(f"{path}: indices must be integers") from None
+    if not indices:
+        raise TableError(f"{path}: no indices")
+    return list(dict.fromkeys(indices))
+
+
+class _progress:
+    """A rich progress bar with ETA on stderr; yields the profiler's progress callback."""
+
+    def __init__(self, label: str):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=False)
+        self.task = self.bar.add_task(label, total=None)
+
+    def __enter__(self):
+        self.bar.start()
+
+        def advance(done: int, total: int, _arch: str) -> None:
+            self.bar.update(self.task, completed=done, total=total)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
 def _size(n: int) -> str:
     return f"{n:,}" if n < 10**9 else f"{n:.3e}".replace("e+", "e")
 

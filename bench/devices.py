@@ -1,0 +1,132 @@
+"""Devices by name: public table columns, profiled tables, table paths and ``live:RUNTIME``.
+
+Every command that takes ``--device`` resolves it here into a latency metric source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.latency import (
+    DeviceTableLatency,
+    LiveLatency,
+    get_runtime,
+    list_runtimes,
+    read_device_table,
+)
+from hwnas.search import (
+    Architecture,
+    DataNotFoundError,
+    MetricSource,
+    NotInTableError,
+    UnknownNameError,
+    get_space,
+)
+
+from .tables import BenchmarkTables
+
+__all__ = ["TableLatency", "ProfiledDevice", "results_dir", "find_profiled", "resolve_device"]
+
+
+def results_dir() -> Path:
+    """Where outputs go: ``$HWNAS_RESULTS``, else ``results/`` in the working directory."""
+    return Path(os.environ.get("HWNAS_RESULTS") or "results")
+
+
+class TableLatency(MetricSource):
+    """Latency (ms) of a device column of a space's public tables; NaN outside the table."""
+
+    unit = "ms"
+
+    def __init__(self, tables: BenchmarkTables, device: str):
+        super().__init__()
+        self.tables, self.device = tables, tables.check_device(device)
+        self.name = f"latency:{device}"
+
+    def _evaluate(self, archs: list[Architecture]) -> np.ndarray:
+        idx = np.array([self._index(a) for a in archs], dtype=np.int64)
+        out = np.full(len(archs), np.nan)
+        ok = idx >= 0
+        out[ok] = self.tables.get_latency(self.device, idx[ok])
+        return out
+
+    def _index(self, arch: Architecture) -> int:
+        try:
+            return self.tables.index_of(arch)
+        except NotInTableError:
+            return -1
+
+
+@dataclass(frozen=True)
+class ProfiledDevice:
+    """A profiled device table found under ``results/devices``."""
+
+    space: str
+    device: str
+    path: Path
+    rows: int
+    median_ms: float
+
+
+def find_profiled(root: Path | None = None) -> list[ProfiledDevice]:
+    """Profiled device tables under ``root/devices/*/`` (with their ``meta.json``)."""
+    root = (root or results_dir()) / "devices"
+    found = []
+    for meta_path in sorted(root.glob("*/meta.json")):
+        csv = meta_path.with_name("latency_ms.csv")
+        try:
+            meta = json.loads(meta_path.read_text())
+            table = read_device_table(csv)
+        except Exception:  # a half-written or foreign folder is not a device: skip it
+            continue
+        lat = table.frame["latency_ms"]
+        found.append(ProfiledDevice(meta.get("space", "?"), meta.get("device", csv.parent.name),
+                                    csv, len(lat), float(lat.median()) if len(lat) else np.nan))
+    return found
+
+
+def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -> MetricSource:
+    """A latency source for ``--device``: a public device name, a device-table path (CSV or
+    folder), a profiled device's name under ``results/devices``, or ``live:RUNTIME``.
+
+    Raises:
+        UnknownNameError: none of those; lists the public devices and the other forms.
+    """
+    space = get_space(space_name)
+
+    def index_of(a: Architecture) -> int | None:
+        if tables is None:
+            return None
+        try:
+            return tables.index_of(a)
+        except NotInTableError:
+            return None
+
+    if tables is not None and spec in tables.devices:
+        return TableLatency(tables, spec)
+    if spec.startswith("live:"):
+        runtime = spec.removeprefix("live:")
+        if runtime not in list_runtimes():
+            raise UnknownNameError("live runtime", runtime, list_runtimes())
+        out = results_dir() / "devices" / f"live-{runtime}-{space_name}"
+        return LiveLatency(space, get_runtime(runtime), out, index_of=index_of)
+    path = Path(spec)
+    if not path.exists():
+        for p in find_profiled():
+            if p.device == spec and p.space == space_name:
+                path = p.path
+                break
+    if path.exists():
+        return DeviceTableLatency(read_device_table(path), space, index_of)
+    if tables is None:
+        raise DataNotFoundError(
+            f"device {spec!r} is not a table path or live:RUNTIME, and public device names need "
+            "the public tables (--data or HWNAS_DATA)")
+    raise UnknownNameError(
+        f"{space_name} device", spec,
+        [*tables.devices, "<path to a device table>", *(f"live:{r}" for r in list_runtimes())])

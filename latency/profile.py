@@ -1,0 +1,194 @@
+"""Profiling a device: measure many architectures into a device table, resumably.
+
+The host a profile runs on is rarely quiet: on shared or virtual CPUs the speed flips between
+states lasting seconds (../shared/MEASURED.md measured a fixed network's median moving between
+1.5 and 2.5 ms). A single median per architecture inherits whichever state the host was in. The
+profiler therefore (1) measures every architecture in several *rounds* separated in time and keeps
+the minimum of the round medians, since a slow state only ever adds time; (2) re-measures a fixed
+reference architecture at intervals, records it and flags the profile when it drifts; and (3)
+records the precision it reached (CI of each median, spread between rounds) in the table's metadata.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hwnas.search import Architecture, Space
+
+from .environment import describe_environment
+from .protocol import MeasurementProtocol, measure
+from .runtime import Runtime, RuntimeUnavailableError
+from .store import ProfileStore, StoreError
+from .table import DeviceTable
+
+__all__ = ["Profiler", "Target", "reference_arch", "aggregate"]
+
+#: progress(done, total, last architecture)
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One architecture to profile, with its table index where the space has one."""
+
+    arch: Architecture
+    index: int | None = None
+
+
+def reference_arch(space: Space) -> Architecture:
+    """The fixed reference architecture of a space (a seeded draw, the same everywhere)."""
+    return space.sample(20211206)
+
+
+class Profiler:
+    """Measures architectures on one runtime into ``out_dir`` (store, table and metadata).
+
+    Args:
+        space: the search space.
+        runtime: an available runtime.
+        protocol: the measurement protocol.
+        out_dir: the profile's folder; a rerun with the same settings resumes it.
+        name: the device name written into the metadata.
+    """
+
+    def __init__(self, space: Space, runtime: Runtime, protocol: MeasurementProtocol,
+                 out_dir: str | Path, name: str):
+        self.space, self.runtime, self.protocol = space, runtime, protocol
+        self.out_dir, self.name = Path(out_dir), name
+        self.reference = reference_arch(space)
+        self.environment = describe_environment()
+
+    def settings(self) -> dict[str, Any]:
+        """What must not change when a profile is resumed."""
+        rt = self.runtime.describe()
+        return {
+            "space": self.space.name,
+            "build_version": self.space.build_version,
+            "runtime": {k: v for k, v in rt.items() if k not in ("onnxruntime", "torch")},
+            "protocol": self.protocol.to_dict(),
+            "reference": self.space.format(self.reference),
+            "machine": {k: self.environment[k] for k in ("cpu_model", "gpu")},
+        }
+
+    def run(self, targets: Sequence[Target], progress: Progress | None = None) -> DeviceTable:
+        """Measure every target in every round not yet in the store; write and return the table.
+
+        Raises:
+            RuntimeUnavailableError: the runtime cannot run here.
+            StoreError: the store cannot be written or holds a profile with other settings.
+        """
+        self.runtime.require()
+        with ProfileStore(self.out_dir) as store:
+            store.bind_settings(self.settings())
+            total = len(targets) * self.protocol.rounds
+            done_count = sum(len(store.done(r) & {self.space.format(t.arch) for t in targets})
+                             for r in range(1, self.protocol.rounds + 1))
+            if progress:
+                progress(done_count, total, "")
+            for round_ in range(1, self.protocol.rounds + 1):
+                done = store.done(round_)
+                since_reference = None
+                for position, t in enumerate(targets):
+                    text = self.space.format(t.arch)
+                    if text in done:
+                        continue
+                    if since_reference is None or since_reference >= self.protocol.reference_every:
+                        self._measure_reference(store, round_, position)
+                        since_reference = 0
+                    self._measure_one(store, t, text, round_)
+                    done.add(text)
+                    since_reference += 1
+                    done_count += 1
+                    if progress:
+                        progress(done_count, total, text)
+            return self.write(store)
+
+    def _measure_reference(self, store: ProfileStore, round_: int, position: int) -> None:
+        try:
+            m = measure(self.runtime.timer(self.space, self.reference), self.protocol)
+        except (StoreError, RuntimeUnavailableError):
+            raise
+        except Exception:  # a reference that cannot run leaves no drift record, nothing else
+            return
+        store.add_reference(round_, position, m.median_ms)
+
+    def _measure_one(self, store: ProfileStore, t: Target, text: str, round_: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            m = measure(self.runtime.timer(self.space, t.arch), self.protocol)
+        except (StoreError, RuntimeUnavailableError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # export or runtime failure: recorded, profiling goes on
+            store.add_failure(text, t.index, round_, f"{type(e).__name__}: {e}",
+                              time.perf_counter() - t0)
+            return
+        store.add(text, t.index, round_, m, time.perf_counter() - t0)
+
+    def write(self, store: ProfileStore) -> DeviceTable:
+        """Aggregate the store into ``latency_ms.csv`` + ``meta.json`` (atomic writes)."""
+        frame, failed = aggregate(store.measurements(), self.protocol.rounds)
+        refs = store.references()
+        meta: dict[str, Any] = {
+            "device": self.name,
+            "space": self.space.name,
+            **{k: v for k, v in self.settings().items() if k not in ("space", "machine")},
+            "environment": self.environment,
+            "counts": {"architectures": int(len(frame)), "failed": len(failed),
+                       "complete_rounds": int((frame["rounds"] == self.protocol.rounds).sum())
+                       if len(frame) else 0},
+            "failed": failed,
+            "precision": _precision(frame, refs, self.protocol),
+            "statistic": "latency_ms: minimum over rounds of the per-round median",
+        }
+        table = DeviceTable(frame, meta, str(self.out_dir / "latency_ms.csv"))
+        table.write(self.out_dir)
+        return table
+
+
+def aggregate(rows: pd.DataFrame, rounds: int) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """One row per architecture from per-round measurements: the round with the smallest median
+    gives ``latency_ms`` and the spread columns; ``round_spread`` is max/min - 1 over rounds."""
+    ok = rows[rows["status"] == "ok"]
+    failed_rows = rows[(rows["status"] == "failed") & ~rows["arch"].isin(ok["arch"])]
+    failed = [{"index": None if pd.isna(r.idx) else int(r.idx), "arch": r.arch, "error": r.error}
+              for r in failed_rows.drop_duplicates("arch").itertuples()]
+    if ok.empty:
+        return pd.DataFrame(columns=["index", "arch", "latency_ms"]), failed
+    best = ok.loc[ok.groupby("arch", sort=False)["median_ms"].idxmin()]
+    stats = ok.groupby("arch", sort=False)["median_ms"].agg(["min", "max", "count"])
+    best = best.set_index("arch").join(stats)
+    frame = pd.DataFrame({
+        "index": best["idx"].astype("Int64"),
+        "arch": best.index.to_numpy(),
+        "latency_ms": best["median_ms"],
+        "p10_ms": best["p10_ms"], "p90_ms": best["p90_ms"], "iqr_ms": best["iqr_ms"],
+        "cv": best["cv"], "n_runs": best["n"].astype(int), "rounds": best["count"].astype(int),
+        "round_spread": best["max"] / best["min"] - 1.0,
+    }).reset_index(drop=True)
+    frame = frame.sort_values(["index", "arch"], na_position="last").reset_index(drop=True)
+    return frame, failed
+
+
+def _precision(frame: pd.DataFrame, refs: pd.DataFrame,
+               protocol: MeasurementProtocol) -> dict[str, Any]:
+    out: dict[str, Any] = {"target_ci_rel": protocol.target_precision}
+    if len(frame):
+        multi = frame[frame["rounds"] > 1]["round_spread"]
+        out["median_round_spread"] = float(multi.median()) if len(multi) else None
+        out["p90_round_spread"] = float(multi.quantile(0.9)) if len(multi) else None
+    if len(refs):
+        r = refs["median_ms"].to_numpy()
+        drift = float(np.max(np.abs(r / np.median(r) - 1.0)))
+        out["reference"] = {
+            "measurements": len(r), "median_ms": float(np.median(r)),
+            "min_ms": float(r.min()), "max_ms": float(r.max()), "max_drift": drift,
+            "drift_flagged": bool(drift > protocol.drift_threshold),
+        }
+    return out

@@ -1,0 +1,149 @@
+"""The profile store: every measurement committed to SQLite as it is made.
+
+One file per profile directory, in WAL mode, one transaction per measurement and a primary key on
+(architecture, round): a profiler killed at any moment (SIGKILL included) loses at most the
+architecture in flight, a rerun continues where it stopped, and no row is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hwnas.search import HwnasError
+
+from .protocol import Measurement
+
+__all__ = ["ProfileStore", "StoreError"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS measurement (
+    arch TEXT NOT NULL, idx INTEGER, round INTEGER NOT NULL, status TEXT NOT NULL,
+    median_ms REAL, p10_ms REAL, p90_ms REAL, iqr_ms REAL, cv REAL, n INTEGER, ci_rel REAL,
+    converged INTEGER, samples TEXT, error TEXT, measured_at TEXT NOT NULL, seconds REAL,
+    PRIMARY KEY (arch, round)
+);
+CREATE TABLE IF NOT EXISTS reference (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, round INTEGER NOT NULL, position INTEGER NOT NULL,
+    median_ms REAL NOT NULL, measured_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StoreError(HwnasError):
+    """The store cannot be opened or written (permissions, full disk, other settings)."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+class ProfileStore:
+    """Measurements of one device profile, in ``DIR/profile.sqlite``."""
+
+    FILENAME = "profile.sqlite"
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.path = self.directory / self.FILENAME
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process in WAL mode (not against power loss)
+            self._con.execute("PRAGMA synchronous=NORMAL")
+            self._con.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open the profile store in {self.directory}: {e}") from None
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> ProfileStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, sql: str, params: tuple) -> None:
+        try:
+            with self._con:  # one transaction: committed whole or not at all
+                self._con.execute("BEGIN IMMEDIATE")
+                self._con.execute(sql, params)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to {self.path}: {e} (the store is unchanged)") from None
+
+    # ------------------------------------------------------------------ settings
+    def bind_settings(self, settings: dict[str, Any]) -> None:
+        """Record the settings of this profile, or check they match those already recorded.
+
+        Raises:
+            StoreError: the directory holds a profile made with other settings.
+        """
+        stored = dict(self._con.execute("SELECT key, value FROM settings"))
+        if not stored:
+            for k, v in settings.items():
+                self._write("INSERT INTO settings VALUES (?, ?)",
+                            (k, json.dumps(v, sort_keys=True)))
+            return
+        diff = [k for k, v in settings.items()
+                if k in stored and json.loads(stored[k]) != json.loads(json.dumps(v))]
+        if diff:
+            raise StoreError(
+                f"{self.directory} holds a profile made with other settings ({', '.join(diff)} "
+                "differ); resume it with the same options or choose another --out")
+
+    def settings(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._con.execute("SELECT key, value FROM settings")}
+
+    # ------------------------------------------------------------------ measurements
+    def done(self, round_: int) -> set[str]:
+        """Architectures (canonical strings) already recorded in a round, measured or failed."""
+        return {r[0] for r in self._con.execute(
+            "SELECT arch FROM measurement WHERE round = ?", (round_,))}
+
+    def add(self, arch: str, index: int | None, round_: int, m: Measurement,
+            seconds: float) -> None:
+        """Record a successful measurement (its statistics must be finite and positive)."""
+        values = (m.median_ms, m.p10_ms, m.p90_ms, m.iqr_ms, m.cv)
+        if not all(math.isfinite(v) for v in values) or m.median_ms <= 0:
+            self.add_failure(arch, index, round_, f"non-finite or non-positive latency {values}",
+                             seconds)
+            return
+        samples = json.dumps([round(float(s), 6) for s in m.samples_ms])
+        self._write(
+            "INSERT OR IGNORE INTO measurement VALUES "
+            "(?, ?, ?, 'ok', ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            (arch, index, round_, m.median_ms, m.p10_ms, m.p90_ms, m.iqr_ms, m.cv, m.n,
+             m.ci_rel, int(m.converged), samples, _now(), seconds),
+        )
+
+    def add_failure(self, arch: str, index: int | None, round_: int, error: str,
+                    seconds: float) -> None:
+        self._write(
+            "INSERT OR IGNORE INTO measurement (arch, idx, round, status, error, measured_at, "
+            "seconds) VALUES (?, ?, ?, 'failed', ?, ?, ?)",
+            (arch, index, round_, error[:2000], _now(), seconds),
+        )
+
+    def add_reference(self, round_: int, position: int, median_ms: float) -> None:
+        if math.isfinite(median_ms) and median_ms > 0:
+            self._write("INSERT INTO reference (round, position, median_ms, measured_at) "
+                        "VALUES (?, ?, ?, ?)", (round_, position, median_ms, _now()))
+
+    def measurements(self) -> pd.DataFrame:
+        """Every recorded measurement (without raw samples)."""
+        return pd.read_sql_query(
+            "SELECT arch, idx, round, status, median_ms, p10_ms, p90_ms, iqr_ms, cv, n, ci_rel, "
+            "converged, error, measured_at, seconds FROM measurement ORDER BY measured_at",
+            self._con)
+
+    def references(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM reference ORDER BY seq", self._con)
