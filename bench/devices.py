@@ -128,5 +128,5 @@ def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -
             f"device {spec!r} is not a table path or live:RUNTIME, and public device names need "
             "the public tables (--data or HWNAS_DATA)")
     raise UnknownNameError(
-        f"{space_name} device", spec,
-        [*tables.devices, "<path to a device table>", *(f"live:{r}" for r in list_runtimes())])
+        f"{space_name} device", spec, tables.devices,
+        also=f"or a device-table path, or live:RUNTIME ({', '.join(list_runtimes())})")

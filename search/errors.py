@@ -28,9 +28,10 @@ class UnknownNameError(HwnasError, KeyError):
     The message lists the valid names, so the user can correct the input in one step.
     """
 
-    def __init__(self, kind: str, name: str, valid: Iterable[str]):
+    def __init__(self, kind: str, name: str, valid: Iterable[str], also: str = ""):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid) or 'none'}")
+        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid) or 'none'}"
+                         + (f"; {also}" if also else ""))
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
