@@ -22,6 +22,7 @@ from hwnas.search import (
     DataNotFoundError,
     HwnasError,
     NotInTableError,
+    TableError,
     get_space,
     list_spaces,
 )
@@ -104,13 +105,19 @@ def devices(space_names: tuple[str, ...], as_json: bool) -> None:
         if p.space in wanted:
             rows.append({"space": p.space, "device": p.device, "rows": p.rows,
                          "median_ms": p.median_ms, "source": f"profiled: {p.path}"})
-    try:
-        public = [load_tables(name) for name in wanted]
-    except DataNotFoundError:
-        if not rows:
-            raise
-        warnings.warn("no public tables: listing profiled devices only", stacklevel=1)
-        public = []
+    public = []
+    for name in wanted:
+        try:
+            public.append(load_tables(name))
+        except DataNotFoundError:
+            if not rows:
+                raise
+            warnings.warn("no public tables: listing profiled devices only", stacklevel=1)
+            break
+        except TableError as e:
+            if space_names:  # asked for by name: its tables must load
+                raise
+            warnings.warn(f"skipping {name}: {e}", stacklevel=1)
     for tables in public:
         name = tables.space.name
         for dev in tables.devices:
@@ -352,15 +359,17 @@ class _progress:
         self.task = self.bar.add_task(label, total=None)
 
     def __enter__(self):
-        self.bar.start()
-
+        # started on the first report, so that errors before any work come without a bar
         def advance(done: int, total: int, _arch: str) -> None:
+            if not self.bar.live.is_started:
+                self.bar.start()
             self.bar.update(self.task, completed=done, total=total)
 
         return advance
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        if self.bar.live.is_started:
+            self.bar.stop()
 def _size(n: int) -> str:
     return f"{n:,}" if n < 10**9 else f"{n:.3e}".replace("e+", "e")
 
