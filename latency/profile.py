@@ -1,12 +1,15 @@
 """Profiling a device: measure many architectures into a device table, resumably.
 
 The host a profile runs on is rarely quiet: on shared or virtual CPUs the speed flips between
-states lasting seconds (../shared/MEASURED.md measured a fixed network's median moving between
-1.5 and 2.5 ms). A single median per architecture inherits whichever state the host was in. The
-profiler therefore (1) measures every architecture in several *rounds* separated in time and keeps
-the minimum of the round medians, since a slow state only ever adds time; (2) re-measures a fixed
-reference architecture at intervals, records it and flags the profile when it drifts; and (3)
-records the precision it reached (CI of each median, spread between rounds) in the table's metadata.
+states lasting seconds (a fixed network's median was seen moving between 1.5 and 2.5 ms on this
+project's CI machines). A single median per architecture inherits whichever state the host was in.
+The profiler therefore (1) times a fixed *reference* architecture in alternating chunks with every
+architecture and keeps the ratio of their medians — both see the same host state, so it cancels —
+and reports ratio x the reference's median over the whole profile; (2) optionally measures in
+several *rounds* separated in time; (3) records the reference's level over time and flags the
+profile when it drifts; and (4) records the precision it reached (CI of each median, spread between
+rounds) in the table's metadata. Unpaired measurement (``paired_reference=False``) keeps the
+minimum of the round medians instead, since a slow state only ever adds time.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Profiler:
         self.out_dir, self.name = Path(out_dir), name
         self.reference = reference_arch(space)
         self.environment = describe_environment()
+        self._reference_timer = None
 
     def settings(self) -> dict[str, Any]:
         """What must not change when a profile is resumed."""
@@ -99,12 +103,15 @@ class Profiler:
                     text = self.space.format(t.arch)
                     if text in done:
                         continue
-                    if since_reference is None or since_reference >= self.protocol.reference_every:
+                    # paired measurement already times the reference with every architecture
+                    if not self.protocol.paired_reference and (
+                            since_reference is None
+                            or since_reference >= self.protocol.reference_every):
                         self._measure_reference(store, round_, position)
                         since_reference = 0
                     self._measure_one(store, t, text, round_)
                     done.add(text)
-                    since_reference += 1
+                    since_reference = (since_reference or 0) + 1
                     done_count += 1
                     if progress:
                         progress(done_count, total, text)
@@ -119,10 +126,18 @@ class Profiler:
             return
         store.add_reference(round_, position, m.median_ms)
 
+    def _paired_timer(self):
+        if not self.protocol.paired_reference:
+            return None
+        if self._reference_timer is None:  # one session for the whole profile
+            self._reference_timer = self.runtime.timer(self.space, self.reference)
+        return self._reference_timer
+
     def _measure_one(self, store: ProfileStore, t: Target, text: str, round_: int) -> None:
+        reference = self._paired_timer()
         t0 = time.perf_counter()
         try:
-            m = measure(self.runtime.timer(self.space, t.arch), self.protocol)
+            m = measure(self.runtime.timer(self.space, t.arch), self.protocol, reference)
         except (StoreError, RuntimeUnavailableError, KeyboardInterrupt):
             raise
         except Exception as e:  # export or runtime failure: recorded, profiling goes on
@@ -133,8 +148,13 @@ class Profiler:
 
     def write(self, store: ProfileStore) -> DeviceTable:
         """Aggregate the store into ``latency_ms.csv`` + ``meta.json`` (atomic writes)."""
-        frame, failed = aggregate(store.measurements(), self.protocol.rounds)
-        refs = store.references()
+        rows = store.measurements()
+        frame, failed = aggregate(rows, self.protocol.paired_reference)
+        if self.protocol.paired_reference:
+            paired = rows[(rows["status"] == "ok") & rows["ref_ms"].notna()]
+            refs = pd.DataFrame({"median_ms": paired["ref_ms"]})
+        else:
+            refs = store.references()
         meta: dict[str, Any] = {
             "device": self.name,
             "space": self.space.name,
@@ -145,25 +165,40 @@ class Profiler:
                        if len(frame) else 0},
             "failed": failed,
             "precision": _precision(frame, refs, self.protocol),
-            "statistic": "latency_ms: minimum over rounds of the per-round median",
+            "statistic": (
+                "latency_ms: median over rounds of (median / interleaved reference median) x "
+                "the reference's median over the profile" if self.protocol.paired_reference
+                else "latency_ms: minimum over rounds of the per-round median"),
         }
         table = DeviceTable(frame, meta, str(self.out_dir / "latency_ms.csv"))
         table.write(self.out_dir)
         return table
 
 
-def aggregate(rows: pd.DataFrame, rounds: int) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """One row per architecture from per-round measurements: the round with the smallest median
-    gives ``latency_ms`` and the spread columns; ``round_spread`` is max/min - 1 over rounds."""
-    ok = rows[rows["status"] == "ok"]
+def aggregate(rows: pd.DataFrame, paired: bool) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """One row per architecture from per-round measurements.
+
+    Paired: every round's statistics are scaled by (reference level / that round's reference
+    median), the reference level being the median of all the profile's reference medians; the
+    row is the round with the median scaled latency. Unpaired: the round with the smallest median.
+    ``round_spread`` is max/min - 1 of the (scaled) round medians.
+    """
+    ok = rows[rows["status"] == "ok"].copy()
     failed_rows = rows[(rows["status"] == "failed") & ~rows["arch"].isin(ok["arch"])]
     failed = [{"index": None if pd.isna(r.idx) else int(r.idx), "arch": r.arch, "error": r.error}
               for r in failed_rows.drop_duplicates("arch").itertuples()]
     if ok.empty:
         return pd.DataFrame(columns=["index", "arch", "latency_ms"]), failed
-    best = ok.loc[ok.groupby("arch", sort=False)["median_ms"].idxmin()]
-    stats = ok.groupby("arch", sort=False)["median_ms"].agg(["min", "max", "count"])
-    best = best.set_index("arch").join(stats)
+    if paired and ok["ref_ms"].notna().all():
+        scale = float(ok["ref_ms"].median()) / ok["ref_ms"]
+        for col in ("median_ms", "p10_ms", "p90_ms", "iqr_ms"):
+            ok[col] = ok[col] * scale
+    ok = ok.sort_values(["arch", "median_ms"])
+    groups = ok.groupby("arch", sort=False)
+    pick = (groups.cumcount() == ((groups["median_ms"].transform("size") - 1) // 2)
+            if paired else groups.cumcount() == 0)
+    best = ok[pick.to_numpy()].set_index("arch")
+    best = best.join(groups["median_ms"].agg(["min", "max", "count"]))
     frame = pd.DataFrame({
         "index": best["idx"].astype("Int64"),
         "arch": best.index.to_numpy(),
@@ -185,6 +220,7 @@ def _precision(frame: pd.DataFrame, refs: pd.DataFrame,
         out["p90_round_spread"] = float(multi.quantile(0.9)) if len(multi) else None
     if len(refs):
         r = refs["median_ms"].to_numpy()
+        out["reference_level_ms"] = float(np.median(r))
         drift = float(np.max(np.abs(r / np.median(r) - 1.0)))
         out["reference"] = {
             "measurements": len(r), "median_ms": float(np.median(r)),

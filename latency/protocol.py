@@ -34,19 +34,24 @@ class MeasurementProtocol:
         max_runs: cap on timed calls.
         chunk: timed calls added per step once ``min_runs`` are in.
         target_precision: stop when the 95% CI half-width of the median is below this fraction.
-        rounds: independent passes over the architectures, interleaved in time; a latency is the
-            minimum of its rounds' medians (the host's slow states only ever add time).
+        paired_reference: time the reference architecture in alternating chunks with every
+            architecture and keep the ratio of their medians, so a host state shared by both
+            cancels; the profile then reports ratio x the reference's median over the profile.
+        rounds: independent passes over the architectures, separated in time; a latency is the
+            median of its rounds' ratios (paired) or the minimum of its rounds' medians (unpaired:
+            the host's slow states only ever add time).
         reference_every: re-measure the reference architecture after this many architectures.
         drift_threshold: flag the profile when the reference moves more than this fraction.
     """
 
     warmup_runs: int = 10
     warmup_seconds: float = 0.0
-    min_runs: int = 20
+    min_runs: int = 40
     max_runs: int = 200
-    chunk: int = 10
+    chunk: int = 5
     target_precision: float = 0.02
-    rounds: int = 2
+    paired_reference: bool = True
+    rounds: int = 1
     reference_every: int = 20
     drift_threshold: float = 0.10
 
@@ -97,6 +102,9 @@ class Measurement:
     ci_rel: float
     converged: bool
     samples_ms: np.ndarray = field(repr=False)
+    #: median of the reference's interleaved samples, and median / reference median (paired only)
+    reference_ms: float | None = None
+    ratio: float | None = None
 
     def row(self) -> dict[str, Any]:
         """The flat statistics (no samples)."""
@@ -119,20 +127,48 @@ def summarize(samples_ms: np.ndarray, target_precision: float = math.inf) -> Mea
     )
 
 
-def measure(timer: Timer, protocol: MeasurementProtocol) -> Measurement:
-    """Warm up, then time calls until the median is precise enough or ``max_runs`` is reached."""
+def _warm(timer: Timer, protocol: MeasurementProtocol) -> None:
     if protocol.warmup_runs:
         timer(protocol.warmup_runs)
     if protocol.warmup_seconds > 0:
         deadline = time.perf_counter() + protocol.warmup_seconds
         while time.perf_counter() < deadline:
             timer(protocol.chunk)
-    samples = [timer(protocol.min_runs)]
-    n = protocol.min_runs
+
+
+def measure(timer: Timer, protocol: MeasurementProtocol,
+            reference: Timer | None = None) -> Measurement:
+    """Warm up, then time calls until the median is precise enough or ``max_runs`` is reached.
+
+    With a ``reference`` timer, calls alternate in chunks between the two (ABAB...), both
+    medians must reach the target precision, and the result carries their ratio.
+    """
+    _warm(timer, protocol)
+    if reference is None:
+        samples = [timer(protocol.min_runs)]
+        n = protocol.min_runs
+        while True:
+            m = summarize(np.concatenate(samples), protocol.target_precision)
+            if m.converged or n >= protocol.max_runs:
+                return m
+            step = min(protocol.chunk, protocol.max_runs - n)
+            samples.append(timer(step))
+            n += step
+    _warm(reference, protocol)
+    mine: list[np.ndarray] = []
+    theirs: list[np.ndarray] = []
+    n = 0
     while True:
-        m = summarize(np.concatenate(samples), protocol.target_precision)
-        if m.converged or n >= protocol.max_runs:
-            return m
         step = min(protocol.chunk, protocol.max_runs - n)
-        samples.append(timer(step))
+        mine.append(timer(step))
+        theirs.append(reference(step))
         n += step
+        if n < protocol.min_runs and n < protocol.max_runs:
+            continue
+        m = summarize(np.concatenate(mine), protocol.target_precision)
+        r = summarize(np.concatenate(theirs), protocol.target_precision)
+        if (m.converged and r.converged) or n >= protocol.max_runs:
+            m.converged = m.converged and r.converged
+            m.reference_ms = r.median_ms
+            m.ratio = m.median_ms / r.median_ms if r.median_ms > 0 else math.nan
+            return m

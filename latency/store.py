@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS measurement (
     arch TEXT NOT NULL, idx INTEGER, round INTEGER NOT NULL, status TEXT NOT NULL,
     median_ms REAL, p10_ms REAL, p90_ms REAL, iqr_ms REAL, cv REAL, n INTEGER, ci_rel REAL,
     converged INTEGER, samples TEXT, error TEXT, measured_at TEXT NOT NULL, seconds REAL,
+    ref_ms REAL, ratio REAL,
     PRIMARY KEY (arch, round)
 );
 CREATE TABLE IF NOT EXISTS reference (
@@ -112,7 +113,8 @@ class ProfileStore:
     def add(self, arch: str, index: int | None, round_: int, m: Measurement,
             seconds: float) -> None:
         """Record a successful measurement (its statistics must be finite and positive)."""
-        values = (m.median_ms, m.p10_ms, m.p90_ms, m.iqr_ms, m.cv)
+        values = (m.median_ms, m.p10_ms, m.p90_ms, m.iqr_ms, m.cv,
+                  *((m.reference_ms, m.ratio) if m.ratio is not None else ()))
         if not all(math.isfinite(v) for v in values) or m.median_ms <= 0:
             self.add_failure(arch, index, round_, f"non-finite or non-positive latency {values}",
                              seconds)
@@ -120,9 +122,9 @@ class ProfileStore:
         samples = json.dumps([round(float(s), 6) for s in m.samples_ms])
         self._write(
             "INSERT OR IGNORE INTO measurement VALUES "
-            "(?, ?, ?, 'ok', ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            "(?, ?, ?, 'ok', ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
             (arch, index, round_, m.median_ms, m.p10_ms, m.p90_ms, m.iqr_ms, m.cv, m.n,
-             m.ci_rel, int(m.converged), samples, _now(), seconds),
+             m.ci_rel, int(m.converged), samples, _now(), seconds, m.reference_ms, m.ratio),
         )
 
     def add_failure(self, arch: str, index: int | None, round_: int, error: str,
@@ -142,7 +144,8 @@ class ProfileStore:
         """Every recorded measurement (without raw samples)."""
         return pd.read_sql_query(
             "SELECT arch, idx, round, status, median_ms, p10_ms, p90_ms, iqr_ms, cv, n, ci_rel, "
-            "converged, error, measured_at, seconds FROM measurement ORDER BY measured_at",
+            "converged, error, measured_at, seconds, ref_ms, ratio FROM measurement "
+            "ORDER BY measured_at",
             self._con)
 
     def references(self) -> pd.DataFrame:
