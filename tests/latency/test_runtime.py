@@ -104,3 +104,24 @@ def test_runtime_registry_and_config_validation():
         RuntimeConfig(batch=0)
     with pytest.raises(HwnasError, match="graph optimisation"):
         RuntimeConfig(graph_optimization="max")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_torch_cuda_events_time_a_network():
+    space = get_space("nb201")
+    rt = get_runtime("torch-cuda", RuntimeConfig(batch=8))
+    assert rt.available() == (True, "")
+    samples = rt.timer(space, space.parse(SMALL["nb201"]))(5)
+    assert samples.shape == (5,) and (samples > 0).all()
+    assert "gpu" in rt.describe()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not get_runtime("ort-cuda").available()[0],
+                    reason="needs onnxruntime-gpu and a CUDA device")
+def test_ort_cuda_times_a_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path))
+    space = get_space("nb201")
+    samples = get_runtime("ort-cuda").timer(space, space.parse(SMALL["nb201"]))(5)
+    assert (samples > 0).all()
