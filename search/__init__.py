@@ -13,11 +13,53 @@ from .errors import (
     UnknownNameError,
 )
 from .metrics import MetricSource
+from .objectives import (
+    Constraint,
+    Objective,
+    evaluate_objectives,
+    mnasnet_reward,
+    tchebycheff,
+    weighted_sum,
+)
+from .pareto import (
+    constrained_ranks,
+    crowding_distance,
+    dominates,
+    non_dominated_sort,
+    pareto_mask,
+)
 from .registry import SPACES, get_space, list_spaces
 from .space import Architecture, Gene, Graph, RNGLike, Space, as_rng
 from .stats import ModelStats, count_macs, count_params, model_stats
+from .strategy import (
+    STRATEGIES,
+    SearchRecord,
+    SearchResult,
+    Strategy,
+    create_strategy,
+    list_strategies,
+    run_search,
+)
 
 __all__ = [
+    "STRATEGIES",
+    "Constraint",
+    "Objective",
+    "SearchRecord",
+    "SearchResult",
+    "Strategy",
+    "constrained_ranks",
+    "create_strategy",
+    "crowding_distance",
+    "dominates",
+    "evaluate_objectives",
+    "list_strategies",
+    "mnasnet_reward",
+    "non_dominated_sort",
+    "pareto_mask",
+    "run_search",
+    "tchebycheff",
+    "weighted_sum",
     "CACHE_ENV_VAR",
     "ENV_VAR",
     "SPACES",
