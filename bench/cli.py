@@ -269,6 +269,57 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
                    f"{ref['max_ms']:.3f} ms, max drift {ref['max_drift']:.1%}{flag}")
 
 
+@cli.command()
+@click.option("--space", "space_name", required=True, help="nb201, fbnet or ofa.")
+@click.option("--task", default=None,
+              help="Accuracy column [default: cifar10_test_200ep for nb201].")
+@click.option("--device", default=None,
+              help="Public device, profiled device, device-table path, or live:RUNTIME.")
+@click.option("--objectives", default="accuracy,latency", show_default=True,
+              help="Comma-separated: accuracy, latency, params, flops.")
+@click.option("--strategy", default="nsga2", show_default=True)
+@click.option("--budget", type=int, default=300, show_default=True,
+              help="Unique architectures to evaluate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--constraint", "constraints", multiple=True,
+              help="Hard constraint such as latency<=5 (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder [default: results/runs/SPACE/STRATEGY/SEED].")
+def search(space_name: str, task: str | None, device: str | None, objectives: str,
+           strategy: str, budget: int, seed: int, constraints: tuple[str, ...],
+           out: Path | None) -> None:
+    """Multi-objective search over a space's metrics; writes evaluations, front and run record."""
+    from hwnas.search import list_strategies
+
+    from .problem import SearchConfig, run_problem
+
+    get_space(space_name)
+    if strategy not in list_strategies():
+        from hwnas.search import UnknownNameError
+
+        raise UnknownNameError("strategy", strategy, list_strategies())
+    if budget < 1:
+        raise click.BadParameter(f"{budget}; the budget must be >= 1", param_hint="--budget")
+    names = [n.strip() for n in objectives.split(",") if n.strip()]
+    try:
+        tables = load_tables(space_name)
+    except DataNotFoundError:
+        if "accuracy" in names or (device and not _is_local_device(device)):
+            raise
+        tables = None
+    if task is None and tables is not None and "accuracy" in names and tables.tasks:
+        task = "cifar10_test_200ep" if "cifar10_test_200ep" in tables.tasks else tables.tasks[0]
+    config = SearchConfig(space_name, names, strategy, budget, seed, task, device,
+                          list(constraints))
+    out = out or results_dir() / "runs" / space_name / strategy / str(seed)
+    with _progress(f"{strategy} on {space_name}") as advance:
+        record = run_problem(config, tables, out,
+                             progress=lambda done, total: advance(done, total, ""))
+    click.echo(f"wrote {out}/evaluations.csv ({record['evaluations']} evaluations, "
+               f"{record['skipped']} skipped), front.csv ({record['front_size']} "
+               f"non-dominated) and run.json")
+
+
 # ---------------------------------------------------------------------- helpers
 def _is_local_device(spec: str) -> bool:
     return spec.startswith("live:") or Path(spec).exists()

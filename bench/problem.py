@@ -1,0 +1,190 @@
+"""Search problems over the public tables: objectives by name, one search run, its records.
+
+``hwnas search`` builds its objectives here: ``accuracy`` (a task column of the space's public
+table, maximised), ``latency`` (any ``--device``: public name, device-table path, profiled name or
+``live:RUNTIME``; minimised), ``params`` and ``flops`` (computed from the built network, cached on
+disk; minimised). A run writes ``evaluations.csv`` (one row per unique evaluation, in order),
+``front.csv`` (its feasible non-dominated rows) and ``run.json`` (configuration, seed, versions,
+timings), each atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hwnas.latency import atomic_write_text, describe_environment
+from hwnas.search import (
+    Architecture,
+    Constraint,
+    HwnasError,
+    MetricSource,
+    NotInTableError,
+    Objective,
+    Space,
+    UnknownNameError,
+    create_strategy,
+    evaluate_objectives,
+    get_space,
+    pareto_mask,
+    run_search,
+)
+
+from .cache import StatsCache
+from .devices import resolve_device
+from .tables import BenchmarkTables
+
+__all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives",
+           "OBJECTIVES", "run_problem"]
+
+OBJECTIVES = ("accuracy", "latency", "params", "flops")
+
+
+class TableAccuracy(MetricSource):
+    """Accuracy (percent) of a task column of the public tables; NaN outside the table."""
+
+    unit = "%"
+
+    def __init__(self, tables: BenchmarkTables, task: str):
+        super().__init__()
+        self.tables, self.task = tables, tables.check_task(task)
+        self.name = f"accuracy:{task}"
+
+    def _evaluate(self, archs: list[Architecture]) -> np.ndarray:
+        out = np.full(len(archs), np.nan)
+        for i, a in enumerate(archs):
+            with contextlib.suppress(NotInTableError):  # outside the table: NaN, skipped
+                out[i] = self.tables.get_accuracy(self.task, [self.tables.index_of(a)])[0]
+        return out
+
+
+class ModelStatSource(MetricSource):
+    """Trainable parameters or MACs (millions) of the built network, cached on disk."""
+
+    def __init__(self, space: Space, stat: str, cache: StatsCache | None = None):
+        super().__init__()
+        if stat not in ("params", "flops"):
+            raise HwnasError(f"unknown model statistic {stat!r}; valid: params, flops")
+        self.space, self.stat, self.cache = space, stat, cache or StatsCache()
+        self.name = stat
+        self.unit = "parameters" if stat == "params" else "M multiply-accumulates"
+
+    def _evaluate(self, archs: list[Architecture]) -> np.ndarray:
+        stats = self.cache.get_many(self.space, archs)
+        return np.array([s.params if self.stat == "params" else s.flops_m for s in stats],
+                        dtype=np.float64)
+
+
+def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTables | None,
+                     task: str | None, device: str | None) -> list[Objective]:
+    """Objectives by name (``accuracy``, ``latency``, ``params``, ``flops``).
+
+    Raises:
+        UnknownNameError: an unknown objective, task or device.
+        HwnasError: an objective without what it needs (accuracy without tables, latency
+            without a device), or an objective named twice.
+    """
+    if len(set(names)) != len(names) or not names:
+        raise HwnasError(f"objectives must be distinct and at least one, got {list(names)}")
+    space = get_space(space_name)
+    out = []
+    for name in names:
+        if name not in OBJECTIVES:
+            raise UnknownNameError("objective", name, OBJECTIVES)
+        if name == "accuracy":
+            if tables is None or task is None:
+                raise HwnasError("the accuracy objective needs the public tables and --task")
+            out.append(Objective("accuracy", TableAccuracy(tables, task), "max"))
+        elif name == "latency":
+            if device is None:
+                raise HwnasError("the latency objective needs --device")
+            out.append(Objective("latency", resolve_device(device, space_name, tables), "min"))
+        else:
+            out.append(Objective(name, ModelStatSource(space, name), "min"))
+    return out
+
+
+@dataclass
+class SearchConfig:
+    """One search run, as the command line states it."""
+
+    space: str
+    objectives: list[str]
+    strategy: str
+    budget: int
+    seed: int
+    task: str | None = None
+    device: str | None = None
+    constraints: list[str] = field(default_factory=list)
+    batch: int = 1
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+
+
+def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str | Path,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run one search and write its three files into ``out``; returns the run record.
+
+    Raises:
+        HwnasError: bad configuration (unknown names, budget < 1, a constraint that does not
+            parse), before anything is evaluated or written.
+    """
+    if config.budget < 1:
+        raise HwnasError(f"budget must be >= 1, got {config.budget}")
+    space = get_space(config.space)
+    objectives = build_objectives(config.space, config.objectives, tables, config.task,
+                                  config.device)
+    names = [o.name for o in objectives]
+    constraints = [Constraint.parse(c, names) for c in config.constraints]
+    strategy = create_strategy(config.strategy, space, len(objectives), seed=config.seed,
+                               **config.strategy_options)
+    t0 = time.perf_counter()
+    result = run_search(strategy, lambda archs: evaluate_objectives(objectives, archs,
+                                                                    constraints),
+                        config.budget, batch=config.batch, progress=progress)
+    seconds = time.perf_counter() - t0
+
+    def index_of(a: Architecture) -> int | None:
+        try:
+            return tables.index_of(a) if tables is not None else None
+        except NotInTableError:
+            return None
+
+    rows = pd.DataFrame({
+        "step": [r.step for r in result.records],
+        "index": pd.array([index_of(r.arch) for r in result.records], dtype="Int64"),
+        "arch": [space.format(r.arch) for r in result.records],
+        **{n: [float(r.values[k]) for r in result.records] for k, n in enumerate(names)},
+        "violation": [r.violation for r in result.records],
+    })
+    if len(rows):
+        F = np.stack([r.F for r in result.records])
+        feasible = rows["violation"].to_numpy() <= 0
+        mask = np.zeros(len(rows), dtype=bool)
+        mask[feasible] = pareto_mask(F[feasible]) if feasible.any() else []
+        front = rows[mask]
+    else:
+        front = rows
+    record = {
+        "config": asdict(config),
+        "objectives": [{"name": o.name, "source": o.source.name, "unit": o.source.unit,
+                        "direction": o.direction, "seconds": o.source.cost_s}
+                       for o in objectives],
+        "constraints": [str(c) for c in constraints],
+        "evaluations": len(rows), "skipped": result.skipped, "asks": result.asks,
+        "front_size": int(len(front)),
+        "seconds": seconds,
+        "environment": describe_environment(),
+    }
+    out = Path(out)
+    atomic_write_text(out / "evaluations.csv", rows.to_csv(index=False))
+    atomic_write_text(out / "front.csv", front.to_csv(index=False))
+    atomic_write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+    return record

@@ -1,0 +1,85 @@
+"""`hwnas search`: output files, byte-for-byte determinism, bad input, skipped architectures."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from hwnas.bench.cli import main
+from hwnas.search import get_space
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_writes_three_files_deterministically(capsys, synthetic_data, tmp_path):
+    args = ["--data", str(synthetic_data), "search", "--space", "nb201", "--device", "dev_a",
+            "--strategy", "random", "--budget", "40", "--seed", "3"]
+    assert run(capsys, *args, "--out", str(tmp_path / "a"))[0] == 0
+    assert run(capsys, *args, "--out", str(tmp_path / "b"))[0] == 0
+    a = (tmp_path / "a" / "evaluations.csv").read_bytes()
+    assert a == (tmp_path / "b" / "evaluations.csv").read_bytes()
+    ev = pd.read_csv(tmp_path / "a" / "evaluations.csv")
+    assert list(ev.columns[:5]) == ["step", "index", "arch", "accuracy", "latency"]
+    assert ev["step"].tolist() == list(range(40)) and ev["arch"].is_unique
+    table = pd.read_csv(synthetic_data / "nb201" / "latency_ms.csv")
+    assert (ev["latency"].to_numpy() == table["dev_a"].to_numpy()[ev["index"]]).all()
+    front = pd.read_csv(tmp_path / "a" / "front.csv")
+    assert 1 <= len(front) <= 40 and set(front["arch"]) <= set(ev["arch"])
+    run_json = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run_json["config"]["seed"] == 3 and run_json["evaluations"] == 40
+    other = ["--seed", "4", "--out", str(tmp_path / "c")]
+    assert run(capsys, *args[:-2], *other)[0] == 0
+    assert (tmp_path / "c" / "evaluations.csv").read_bytes() != a
+
+
+def test_constraint_keeps_infeasible_out_of_the_front(capsys, synthetic_data, tmp_path):
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--strategy", "random", "--budget", "60",
+                       "--constraint", "latency<=8", "--out", str(tmp_path))
+    assert code == 0, err
+    front = pd.read_csv(tmp_path / "front.csv")
+    assert (front["latency"] <= 8).all() and (front["violation"] == 0).all()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--strategy", "annealing"], "unknown strategy 'annealing'"),
+    (["--budget", "0"], "the budget must be >= 1"),
+    (["--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+    (["--task", "cifar11"], "unknown nb201 task 'cifar11'"),
+    (["--device", "pixel9"], "unknown nb201 device 'pixel9'"),
+    (["--constraint", "latency<"], "does not parse"),
+    (["--constraint", "power<=3"], "names 'power', not an objective"),
+    (["--objectives", "accuracy,accuracy"], "must be distinct"),
+])
+def test_search_bad_input(capsys, synthetic_data, tmp_path, argv, message):
+    base = {"--device": "dev_a", "--strategy": "random", "--budget": "5"}
+    for k, v in zip(argv[::2], argv[1::2], strict=True):
+        base[k] = v
+    flat = [x for kv in base.items() for x in kv]
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       *flat, "--out", str(tmp_path))
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "evaluations.csv").exists()
+
+
+def test_missing_metrics_are_skipped_and_counted(capsys, synthetic_data, tmp_path):
+    # a device table that covers only some architectures: the others are skipped
+    space = get_space("nb201")
+    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv").head(2000)
+    lat = pd.DataFrame({"arch": table["arch"], "latency_ms": 1.0 + table.index % 7})
+    lat.to_csv(tmp_path / "partial.csv", index=False)
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", str(tmp_path / "partial.csv"), "--strategy", "random",
+                       "--budget", "20", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["evaluations"] == 20 and record["skipped"] > 0
+    ev = pd.read_csv(tmp_path / "run" / "evaluations.csv")
+    assert set(ev["arch"]) <= set(table["arch"])
+    assert space.parse(ev["arch"][0]) is not None
