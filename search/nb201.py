@@ -148,6 +148,24 @@ class NB201Space(Space):
         ops = [OPS[g] for g in arch.genes]
         return NB201Network(ops, num_classes or self.num_classes, none=none)
 
+    # ------------------------------------------------------------------ statistics
+    def fast_stats(self, archs: list[Architecture], num_classes: int | None = None) -> list:
+        """Parameters and MACs without building each network.
+
+        Every cell of a stage sees the same shapes, so a network's parameters and MACs are a
+        fixed part plus one cost per edge operation; the costs are measured once on the five
+        uniform cells (via :func:`hwnas.search.stats.model_stats`) and the sum is exact.
+        """
+        from .stats import ModelStats
+
+        base, per_op = _op_costs(num_classes or self.num_classes)
+        out = []
+        for a in archs:
+            self._check(a)
+            cost = per_op[list(a.genes)].sum(axis=0) + base
+            out.append(ModelStats(int(round(cost[0])), float(cost[1])))
+        return out
+
     # ------------------------------------------------------------------ enumeration
     @property
     def enumerable(self) -> bool:
@@ -191,6 +209,18 @@ def _official_order(data_dir: str) -> tuple[list[Architecture], dict[Architectur
     if len(lookup) != _SIZE:
         raise TableError(f"{path}: {len(archs) - len(lookup)} architectures appear twice")
     return archs, lookup
+
+
+@cache
+def _op_costs(num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    from .stats import model_stats
+
+    space = NB201Space()
+    uniform = [model_stats(space, space.from_genes([k] * len(EDGES)), num_classes)
+               for k in range(len(OPS))]
+    table = np.array([[u.params, u.flops_m] for u in uniform], dtype=np.float64)
+    base = table[OPS.index("none")]  # no parameters or MACs on any edge
+    return base, (table - base) / len(EDGES)
 
 
 # ---------------------------------------------------------------------- the network

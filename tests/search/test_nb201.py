@@ -122,3 +122,13 @@ def test_official_order_round_trips(public_data):
     assert len(list(space)) == 15625
     for i in (0, 1, 1462, 15624):
         assert space.index(space[i]) == i
+
+
+def test_fast_stats_equal_built_network_stats():
+    archs = S.sample_batch(12, rng=5) + [S.parse(t) for t, _ in HAND_COUNTS]
+    for arch, fast in zip(archs, S.fast_stats(archs), strict=True):
+        built = model_stats(S, arch)
+        assert fast.params == built.params
+        assert fast.flops_m == pytest.approx(built.flops_m, rel=1e-9)
+    assert S.fast_stats(archs[:1], num_classes=100)[0].params == \
+        model_stats(S, archs[0], num_classes=100).params
