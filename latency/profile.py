@@ -171,7 +171,11 @@ class Profiler:
                 else "latency_ms: minimum over rounds of the per-round median"),
         }
         table = DeviceTable(frame, meta, str(self.out_dir / "latency_ms.csv"))
-        table.write(self.out_dir)
+        try:
+            table.write(self.out_dir)
+        except OSError as e:  # full disk, permissions: the store keeps every measurement
+            raise StoreError(f"cannot write the device table in {self.out_dir}: {e.strerror}; "
+                             "the measurements are safe in the store, rerun to write it") from None
         return table
 
 
