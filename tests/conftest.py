@@ -4,6 +4,12 @@ that make small benchmark tables for tests that must not depend on the public on
 from __future__ import annotations
 
 import os
+
+# One BLAS thread: the strategies' small least-squares fits are slower, and their results can differ
+# in the last bits, when OpenBLAS splits them across the CI machine's cores.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 from pathlib import Path
 
 import numpy as np

@@ -1,0 +1,187 @@
+"""NSGA-II: generational, elitist multi-objective evolution with crowding.
+
+Deb, Pratap, Agarwal & Meyarivan, "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II",
+IEEE Transactions on Evolutionary Computation 6(2), 2002. Each generation breeds ``population``
+children from the survivors by binary tournament on (constrained rank, crowding distance),
+crossover and mutation; survivors and children are merged and the best ``population`` by
+non-dominated sorting then crowding distance survive ((mu + lambda) selection). Constraint
+violations enter through Deb's constrained domination (feasible beats infeasible, less violation
+beats more).
+
+Behind ask/tell a generation is bred when its predecessor has been asked for, from whatever has been
+told by then; architectures told without being asked join the next survival like children. Those
+already evaluated, or already among the pending children, are not asked again when a fresh one can
+be found (as pymoo's duplicate elimination): the budget counts unique evaluations, so a duplicate
+costs nothing but also teaches nothing.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+
+from .pareto import crowding_distance, non_dominated_sort
+from .space import Architecture, Space
+from .strategy import Strategy
+
+__all__ = ["NSGA2", "constrained_rank", "rank_and_crowding", "fresh_child"]
+
+
+def constrained_rank(F: np.ndarray, violation: np.ndarray) -> np.ndarray:
+    """Front rank of every row under constrained domination (0 = non-dominated).
+
+    Feasible rows are ranked by non-dominated sorting (for two objectives a sort and a sweep,
+    Jensen, IEEE TEVC 2003; else :func:`~hwnas.search.pareto.non_dominated_sort`); infeasible rows
+    follow by increasing violation, equal violations sharing a rank.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    v = np.asarray(violation, dtype=np.float64)
+    ok = v <= 0
+    rank = np.zeros(len(F), dtype=np.int64)
+    if ok.any():
+        rank[ok] = _rank_2d(F[ok]) if F.shape[1] == 2 else non_dominated_sort(F[ok])
+    if not ok.all():
+        top = rank[ok].max() + 1 if ok.any() else 0
+        rank[~ok] = top + np.unique(v[~ok], return_inverse=True)[1].ravel()
+    return rank
+
+
+def _rank_2d(F: np.ndarray) -> np.ndarray:
+    # Sweep in lexicographic order; front k is summarised by (f2, f1) of its last member, and
+    # these keys increase with k, so the first front that does not dominate a row is a bisection.
+    rank = np.empty(len(F), dtype=np.int64)
+    keys: list[tuple[float, float]] = []
+    f1, f2 = F[:, 0].tolist(), F[:, 1].tolist()
+    for i in np.lexsort((F[:, 1], F[:, 0])).tolist():
+        key = (f2[i], f1[i])
+        k = bisect_left(keys, key)
+        if k == len(keys):
+            keys.append(key)
+        else:
+            keys[k] = key
+        rank[i] = k
+    return rank
+
+
+def rank_and_crowding(F: np.ndarray, violation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Constrained front rank and within-front crowding distance of every row.
+
+    Returns:
+        ``(rank, crowding)``; lower rank and then larger crowding is better.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    rank = constrained_rank(F, violation)
+    crowd = np.zeros(len(F))
+    for r in range(rank.max() + 1 if len(F) else 0):
+        members = np.flatnonzero(rank == r)
+        crowd[members] = crowding_distance(F[members])
+    return rank, crowd
+
+
+def fresh_child(strategy: Strategy, make: Callable[[], Architecture], taken: set[Architecture],
+                tries: int = 10, walk: int = 30) -> Architecture:
+    """A child from ``make()`` that is neither evaluated nor in ``taken``, when one can be found.
+
+    ``make()`` is tried ``tries`` times; then the last child is mutated again and again (a random
+    walk away from the evaluated region, at most ``walk`` steps), which finds a fresh architecture
+    far sooner than more draws once the neighbourhood of the population is used up; then random
+    samples; and if even those are all taken, the last child is returned.
+    """
+    for _ in range(tries):
+        child = make()
+        if child not in strategy.archive_ and child not in taken:
+            return child
+    for _ in range(walk):
+        child = strategy.space.mutate(child, strategy.rng)
+        if child not in strategy.archive_ and child not in taken:
+            return child
+    for _ in range(walk):
+        sample = strategy.space.sample(strategy.rng)
+        if sample not in strategy.archive_ and sample not in taken:
+            return sample
+    return child
+
+
+class NSGA2(Strategy):
+    """NSGA-II (Deb et al., IEEE TEVC 2002) behind ask/tell, with duplicate elimination.
+
+    Args:
+        space: the search space.
+        n_objectives: number of objective columns.
+        seed: seed of the strategy's own generator.
+        population: survivors per generation, and children bred per generation.
+        crossover_prob: probability that a child is a crossover of two parents (else a copy of one).
+        mutation_prob: probability that the child is then mutated (one edit).
+
+    Attributes:
+        population_: the current survivors.
+        generation_: generations bred so far (0 while the initial random population is asked).
+
+    Example:
+        >>> from hwnas.search import get_space
+        >>> ga = NSGA2(get_space("nb201"), 2, seed=0, population=10)
+        >>> len(ga.ask(4))
+        4
+    """
+
+    def __init__(self, space: Space, n_objectives: int = 2, seed: int | None = None,
+                 population: int = 20, crossover_prob: float = 0.9, mutation_prob: float = 1.0):
+        super().__init__(space, n_objectives, seed)
+        self.population, self.crossover_prob = population, crossover_prob
+        self.mutation_prob = mutation_prob
+        self.population_: list[Architecture] = []
+        self.generation_ = 0
+        self._pool: dict[Architecture, None] = {}  # told since the last survival
+        self._queue: list[Architecture] = []
+        self._asked: set[Architecture] = set()
+
+    def ask(self, n: int = 1) -> list[Architecture]:
+        out = []
+        while len(out) < n:
+            if not self._queue:
+                self._breed()
+            out.append(self._queue.pop())
+            self._asked.add(out[-1])
+        return out
+
+    def _tell(self, archs: list[Architecture], F: np.ndarray, violation: np.ndarray) -> None:
+        self._pool.update(dict.fromkeys(archs))
+
+    def _breed(self) -> None:
+        """Survival over survivors + everything told since, then a new generation of children."""
+        merged = list(dict.fromkeys(self.population_ + list(self._pool)))
+        self._pool.clear()
+        taken = set(self._asked)  # grows with this generation's children
+        if len(merged) < 2:  # nothing to breed from yet: the initial random population
+            make = partial(self.space.sample, self.rng)
+        else:
+            F = np.stack([self.archive_[a][0] for a in merged])
+            v = np.array([self.archive_[a][1] for a in merged])
+            rank, crowd = rank_and_crowding(F, v)
+            keep = np.lexsort((-crowd, rank))[: self.population]
+            self.population_ = [merged[i] for i in keep]
+            # the tournament compares survivors by rank and crowding among the survivors
+            rank, crowd = rank_and_crowding(F[keep], v[keep])
+            make = partial(self._child, list(zip(rank.tolist(), (-crowd).tolist(), strict=True)))
+            self.generation_ += 1
+        children = []
+        for _ in range(self.population):
+            child = fresh_child(self, make, taken)
+            taken.add(child)
+            children.append(child)
+        self._queue = children[::-1]  # asked from the end, in breeding order
+
+    def _tournament(self, key: list[tuple[int, float]]) -> Architecture:
+        i, j = self.rng.integers(0, len(key), size=2).tolist()
+        return self.population_[i if key[i] <= key[j] else j]
+
+    def _child(self, key: list[tuple[int, float]]) -> Architecture:
+        child = self._tournament(key)
+        if self.rng.random() < self.crossover_prob:
+            child = self.space.crossover(child, self._tournament(key), self.rng)
+        if self.rng.random() < self.mutation_prob:
+            child = self.space.mutate(child, self.rng)
+        return child
