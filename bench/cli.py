@@ -223,12 +223,17 @@ def query(space_name: str, index: int | None, arch_text: str | None, task: str |
 @click.option("--max-runs", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--cpu", "cpus", default=None,
               help="Pin the profiler to these CPU cores (e.g. '1' or '0,1').")
+@click.option("--lut", is_flag=True,
+              help="Build an operator lookup table instead: every kernel of the space measured "
+                   "once, the overhead fitted on --archs whole networks [default: 24].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder [default: results/devices/NAME].")
+              help="Output folder [default: results/devices/NAME, or results/luts/NAME].")
 def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, seed: int,
             indices_file: Path | None, batch: int, threads: int, graph_opt: str, rounds: int,
-            precision: float, max_runs: int, cpus: str | None, out: Path | None) -> None:
-    """Measure architectures on this machine into a device table (resumable)."""
+            precision: float, max_runs: int, cpus: str | None, lut: bool,
+            out: Path | None) -> None:
+    """Measure architectures on this machine into a device table (resumable), or build an
+    operator lookup table (--lut)."""
     from hwnas.latency import (
         MeasurementProtocol,
         Profiler,
@@ -239,13 +244,17 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
     if n_archs is not None and indices_file is not None:
         raise click.UsageError("give --archs N or --indices FILE, not both")
     space = get_space(space_name)
-    runtime = get_runtime(runtime_name, RuntimeConfig(batch=batch, intra_op_threads=threads,
-                                                      graph_optimization=graph_opt))
+    config = RuntimeConfig(batch=batch, intra_op_threads=threads, graph_optimization=graph_opt)
+    runtime = get_runtime(runtime_name, config)
     runtime.require()
     protocol = MeasurementProtocol(rounds=rounds, target_precision=precision,
                                    max_runs=max(max_runs, 20), min_runs=min(20, max_runs))
     if cpus:
         _pin(cpus)
+    if lut:
+        _build_lut(space_name, runtime_name, name, n_archs, seed, indices_file, config,
+                   protocol, out)
+        return
     targets = _targets(space_name, n_archs, seed, indices_file)
     out = out or results_dir() / "devices" / name
     profiler = Profiler(space, runtime, protocol, out, name)
@@ -321,8 +330,43 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
 
 
 # ---------------------------------------------------------------------- helpers
+def _build_lut(space_name: str, runtime_name: str, name: str, n_archs: int | None, seed: int,
+               indices_file: Path | None, config: Any, protocol: Any, out: Path | None) -> None:
+    from hwnas.latency.lut import LUTError, build_lut, list_lut_spaces
+
+    if space_name not in list_lut_spaces():
+        raise LUTError(f"no operator lookup table for space {space_name!r}; valid: "
+                       f"{', '.join(list_lut_spaces())}")
+    if runtime_name != "ort-cpu":
+        raise click.BadParameter(f"{runtime_name!r}; the lookup table models ONNX Runtime's CPU "
+                                 "kernels: valid: ort-cpu", param_hint="--runtime")
+    if config.graph_optimization != "all":
+        raise click.BadParameter(f"{config.graph_optimization!r}; the lookup table models the "
+                                 "optimised graph: valid: all", param_hint="--graph-opt")
+    if indices_file is not None:
+        calibration: Any = [t.arch for t in _targets(space_name, None, seed, indices_file)]
+    else:
+        calibration = n_archs or 24
+    out = out or results_dir() / "luts" / name
+    with _progress(f"lookup table {name}") as advance:
+        try:
+            table = build_lut(space_name, config, protocol, calibration_archs=calibration,
+                              seed=seed, device=name,
+                              progress=lambda done, total: advance(done, total, ""))
+        except KeyboardInterrupt:
+            click.echo("hwnas: interrupted; no table written", err=True)
+            raise SystemExit(130) from None
+    table.save(out)
+    a, b = table.coef_
+    cal = table.metadata["calibration"]
+    click.echo(f"wrote {out / 'kernels.csv'} ({len(table)} kernels) and {out / 'lut.json'}")
+    click.echo(f"fit on {len(cal['archs'])} networks: latency = {a:.3f} x kernel sum + "
+               f"{b:.3f} ms (mean relative error {cal['mape']:.1%}); use it as "
+               f"--device lut:{out}")
+
+
 def _is_local_device(spec: str) -> bool:
-    return spec.startswith("live:") or Path(spec).exists()
+    return spec.startswith(("live:", "lut:")) or Path(spec).exists()
 
 
 def _pin(cpus: str) -> None:
@@ -465,6 +509,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(code)
     return code
 
+
+from .cli_latency import latency  # noqa: E402  (registered last: it imports nothing heavy)
+
+cli.add_command(latency)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -92,7 +92,8 @@ def find_profiled(root: Path | None = None) -> list[ProfiledDevice]:
 
 def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -> MetricSource:
     """A latency source for ``--device``: a public device name, a device-table path (CSV or
-    folder), a profiled device's name under ``results/devices``, or ``live:RUNTIME``.
+    folder), a profiled device's name under ``results/devices``, ``lut:PATH`` (an operator lookup
+    table's predictions), or ``live:RUNTIME``.
 
     Raises:
         UnknownNameError: none of those; lists the public devices and the other forms.
@@ -109,6 +110,8 @@ def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -
 
     if tables is not None and spec in tables.devices:
         return TableLatency(tables, spec)
+    if spec.startswith("lut:") or (Path(spec) / "lut.json").is_file():
+        return _lut_source(spec.removeprefix("lut:"), space_name)
     if spec.startswith("live:"):
         runtime = spec.removeprefix("live:")
         if runtime not in list_runtimes():
@@ -129,4 +132,24 @@ def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -
             "the public tables (--data or HWNAS_DATA)")
     raise UnknownNameError(
         f"{space_name} device", spec, tables.devices,
-        also=f"or a device-table path, or live:RUNTIME ({', '.join(list_runtimes())})")
+        also=f"or a device-table path, lut:PATH of an operator lookup table, or live:RUNTIME "
+             f"({', '.join(list_runtimes())})")
+
+
+def _lut_source(spec: str, space_name: str) -> MetricSource:
+    """An operator lookup table's predictions: ``spec`` is its folder or its name under
+    ``results/luts``."""
+    from hwnas.latency.lut import LUTError, LUTLatency, OperatorLUT
+
+    path = Path(spec)
+    if not (path / "lut.json").is_file() and (results_dir() / "luts" / spec / "lut.json").is_file():
+        path = results_dir() / "luts" / spec
+    if not (path / "lut.json").is_file():
+        found = sorted(p.parent.name for p in (results_dir() / "luts").glob("*/lut.json"))
+        raise LUTError(f"no operator lookup table at {spec!r} (a folder with lut.json); built "
+                       f"ones: {', '.join(found) or 'none'} (hwnas profile --lut)")
+    lut = OperatorLUT.load(path)
+    if lut.space_name != space_name:
+        raise LUTError(f"the lookup table at {path} is for space {lut.space_name!r}, "
+                       f"not {space_name!r}")
+    return LUTLatency(lut)

@@ -39,6 +39,38 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.delenv("HWNAS_DATA", raising=False)
 
 
+@pytest.fixture(scope="session")
+def nb201_kernel_universe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The NB201 kernel universe enumerated once per test session (it takes tens of seconds);
+    returns the cached file (see ``nb201_universe_cached``)."""
+    from hwnas.latency import kernels as kmod
+    from hwnas.search import get_space
+
+    folder = tmp_path_factory.mktemp("universe_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HWNAS_CACHE", str(folder))
+        kmod._universe.cache_clear()
+        kmod.kernel_universe(get_space("nb201"))
+        kmod._universe.cache_clear()  # later tests read their own cache
+    (path,) = (folder / "lut").glob("universe_nb201_*.json")
+    return path
+
+
+@pytest.fixture
+def nb201_universe_cached(nb201_kernel_universe: Path, _isolated: None) -> Path:
+    """The session's NB201 kernel universe copied into this test's own cache (``HWNAS_CACHE``)."""
+    import shutil
+
+    from hwnas.latency import kernels as kmod
+
+    target = Path(os.environ["HWNAS_CACHE"]) / "lut" / nb201_kernel_universe.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(nb201_kernel_universe, target)
+    kmod._universe.cache_clear()  # read from this test's cache
+    yield target
+    kmod._universe.cache_clear()
+
+
 def make_nb201_tables(root: Path, seed: int = 0, devices: tuple[str, ...] = ("dev_a", "dev_b"),
                       ) -> Path:
     """Write a complete, made-up NB201 table set under ``root/nb201`` (all 15,625 cells in a

@@ -78,3 +78,44 @@ def test_indices_out_of_range(capsys, synthetic_data, results, tmp_path):
     code, _, err = run(capsys, "--data", str(synthetic_data), "profile", "--space", "nb201",
                        "--name", "b", "--indices", str(idx))
     assert code == 2 and "index 20000 out of range" in err
+
+
+# ---------------------------------------------------------------------- operator lookup tables
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--space", "fbnet"], "no operator lookup table for space 'fbnet'; valid: nb201"),
+    (["--space", "nb201", "--runtime", "torch-cpu"], "valid: ort-cpu"),
+    (["--space", "nb201", "--graph-opt", "basic"], "valid: all"),
+])
+def test_profile_lut_refuses_what_it_cannot_model(capsys, results, argv, message):
+    code, out, err = run(capsys, "profile", "--lut", "--name", "x", *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (results / "luts").exists()
+
+
+def test_lut_device_not_found_lists_built_tables(capsys, results):
+    code, _, err = run(capsys, "search", "--space", "nb201", "--objectives", "latency,params",
+                       "--device", "lut:nowhere", "--budget", "3")
+    assert code == 2 and "no operator lookup table at 'nowhere'" in err
+    assert "hwnas profile --lut" in err and len(err.strip().splitlines()) == 1
+
+
+def test_profile_lut_then_search_with_it(capsys, results, nb201_universe_cached):
+    # the whole NB201 kernel universe, timed with the smallest protocol the CLI allows
+    code, out, err = run(capsys, "profile", "--lut", "--space", "nb201", "--name", "here",
+                         "--archs", "3", "--rounds", "1", "--max-runs", "5")
+    assert code == 0, err
+    folder = results / "luts" / "here"
+    assert sorted(p.name for p in folder.iterdir()) == ["kernels.csv", "lut.json"]
+    meta = json.loads((folder / "lut.json").read_text())
+    assert meta["space"] == "nb201" and meta["device"] == "here" and meta["a"] > 0
+    assert len(meta["calibration"]["archs"]) == 3
+    assert "kernels" in out and "--device lut:" in out
+    # every architecture of the space has all its kernels in the table: no evaluation skipped
+    code, out, err = run(capsys, "search", "--space", "nb201", "--objectives", "latency,params",
+                         "--device", "lut:here", "--strategy", "random", "--budget", "20",
+                         "--out", str(results / "run"))
+    assert code == 0, err
+    ev = pd.read_csv(results / "run" / "evaluations.csv")
+    assert len(ev) == 20 and (ev["latency"] > 0).all()
+    run_record = json.loads((results / "run" / "run.json").read_text())
+    assert run_record["skipped"] == 0
