@@ -510,9 +510,5 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-from .cli_latency import latency  # noqa: E402  (registered last: it imports nothing heavy)
-
-cli.add_command(latency)
-
 if __name__ == "__main__":  # pragma: no cover
     main()
