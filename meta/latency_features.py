@@ -1,0 +1,153 @@
+"""Per-architecture features of one latency table, few-shot ridge fits and the shot plan.
+
+A new device is described by nothing but a few measured latencies; everything else a predictor
+knows about an architecture comes from tables it already has. :class:`LatencyFeatures` gathers it
+for every architecture of a space's table: the log-latencies on the *source devices* (standardised
+per device), the architecture's structural counts and its one-hot encoding
+(:mod:`hwnas.meta.encoders`).
+
+:func:`ridge_loo` fits one linear model on log-latency from a support set and returns its
+leave-one-out error in closed form (Allen's PRESS statistic), which weights the candidates of the
+ensemble in :mod:`hwnas.meta.latency`. :func:`plan_shots` picks which architectures to measure:
+the reference set of HELP (Lee et al., NeurIPS 2021) and then, greedily, the architectures that most
+increase the determinant of the design's information matrix over the source features (D-optimal
+design, Fedorov 1972), so that twenty measurements pin down the combination of source devices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hwnas.search import as_rng
+
+from .errors import MetaError
+
+__all__ = ["LatencyFeatures", "plan_shots", "ridge_loo", "standardise"]
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """Columns to zero mean, unit variance (constant columns become zeros)."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+@dataclass
+class LatencyFeatures:
+    """Features of every architecture of one table (row ``i`` = architecture index ``i``).
+
+    Args:
+        source_latency_ms: ``(n, k)`` latencies on the ``k`` source devices (positive, finite).
+        onehot: ``(n, d)`` one-hot features (:func:`hwnas.meta.encoders.onehot_features`).
+        structure: ``(n, c)`` structural counts (:func:`hwnas.meta.encoders.structure_features`).
+        sources: names of the source devices, in column order.
+
+    Attributes:
+        S: standardised log source latencies; C: standardised structure; A: one-hot (float32).
+
+    Raises:
+        MetaError: shapes that disagree, or latencies that are not finite and positive.
+    """
+
+    source_latency_ms: np.ndarray
+    onehot: np.ndarray
+    structure: np.ndarray
+    sources: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        lat = np.asarray(self.source_latency_ms, dtype=np.float64)
+        if lat.ndim != 2 or lat.shape[1] == 0:
+            raise MetaError(f"source_latency_ms must be (architectures, devices) with at least one "
+                            f"device, got shape {lat.shape}")
+        if not np.isfinite(lat).all() or (lat <= 0).any():
+            raise MetaError("source latencies must be finite and positive")
+        n = len(lat)
+        if len(self.onehot) != n or len(self.structure) != n:
+            raise MetaError(f"{n} source rows but {len(self.onehot)} one-hot and "
+                            f"{len(self.structure)} structure rows")
+        if self.sources and len(self.sources) != lat.shape[1]:
+            raise MetaError(f"{len(self.sources)} source names for {lat.shape[1]} columns")
+        self.S = standardise(np.log(lat))
+        self.C = standardise(self.structure)
+        self.A = np.asarray(self.onehot, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.S)
+
+    def check_indices(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``indices`` as an int array, or :class:`MetaError` if any is outside the table."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        bad = idx[(idx < 0) | (idx >= len(self))]
+        if bad.size:
+            raise MetaError(f"architecture index {int(bad[0])} outside the table "
+                            f"(valid: 0..{len(self) - 1})")
+        return idx
+
+
+def ridge_loo(F: np.ndarray, y: np.ndarray, support: np.ndarray, lam: float
+              ) -> tuple[np.ndarray, float]:
+    """Ridge regression of ``y`` on ``F`` fitted on ``support``; predictions and LOO error.
+
+    The intercept is not penalised. The leave-one-out residuals come from the hat matrix
+    (``r_i / (1 - H_ii)``), so no refit is needed.
+
+    Args:
+        F: ``(n, p)`` features of every architecture.
+        y: ``(m,)`` targets of the support rows.
+        support: ``(m,)`` row indices into ``F``.
+        lam: ridge penalty (> 0).
+
+    Returns:
+        ``(predictions for every row of F, mean squared leave-one-out error)``.
+    """
+    Fs = F[support]
+    mean = Fs.mean(axis=0)
+    X = np.hstack([Fs - mean, np.ones((len(support), 1))])
+    reg = lam * np.eye(X.shape[1])
+    reg[-1, -1] = 1e-8
+    gram = X.T @ X + reg
+    w = np.linalg.solve(gram, X.T @ y)
+    hat = np.einsum("ij,ji->i", X, np.linalg.solve(gram, X.T))
+    resid = (y - X @ w) / np.clip(1.0 - hat, 1e-6, None)
+    pred = (F - mean) @ w[:-1] + w[-1]
+    return pred, float(np.mean(resid**2))
+
+
+def plan_shots(features: LatencyFeatures, n: int, reference: Sequence[int], seed: int | None = 0,
+               pool: int = 3000) -> np.ndarray:
+    """The ``n`` architectures to measure on a new device: ``reference`` first, then D-optimal.
+
+    Args:
+        features: the table's features; the design is over its source features (and intercept).
+        n: total number of architectures (>= ``len(reference)``).
+        reference: HELP's reference architectures (the hardware embedding's inputs).
+        seed: draws the candidate pool the greedy design picks from.
+        pool: candidates considered (a random subset of the table, for speed).
+
+    Returns:
+        ``n`` distinct indices, the reference set first.
+
+    Raises:
+        MetaError: ``n`` smaller than the reference set or larger than the table.
+    """
+    ref = list(dict.fromkeys(int(i) for i in features.check_indices(reference)))
+    if n < len(ref):
+        raise MetaError(f"{n} shots: the plan needs at least the {len(ref)} reference "
+                        "architectures")
+    if n > len(features):
+        raise MetaError(f"{n} shots but the table has only {len(features)} architectures")
+    rng = as_rng(seed)
+    rest = np.setdiff1d(np.arange(len(features)), ref)
+    cand = rng.choice(rest, size=min(pool, len(rest)), replace=False)
+    Z = np.hstack([features.S, np.ones((len(features), 1))])
+    chosen = list(ref)
+    for _ in range(n - len(ref)):
+        info = Z[chosen].T @ Z[chosen] + 0.1 * np.eye(Z.shape[1])
+        gain = np.einsum("ij,ij->i", Z[cand] @ np.linalg.inv(info), Z[cand])
+        j = int(np.argmax(gain))
+        chosen.append(int(cand[j]))
+        cand = np.delete(cand, j)
+    return np.asarray(chosen, dtype=np.int64)

@@ -1,0 +1,152 @@
+"""The meta-learned latency predictor on small made-up devices (seconds, deterministic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from hwnas.meta.encoders import dead_cells, onehot_features, structure_features
+from hwnas.meta.errors import MetaError
+from hwnas.meta.latency import LatencyTask, MetaLatencyPredictor
+from hwnas.meta.latency_features import LatencyFeatures, plan_shots
+from hwnas.search import get_space
+
+N = 400
+
+
+def _device(genes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Additive per-operation costs (linear space), a constant and multiplicative noise."""
+    cost = np.concatenate([[0.0], rng.uniform(0.1, 2.0, 4)])
+    return (1.0 + cost[genes].sum(1)) * np.exp(rng.normal(0, 0.02, len(genes)))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    archs = list(dict.fromkeys(space.sample_batch(N, rng)))
+    genes = np.array([a.genes for a in archs])
+    sources = np.stack([_device(genes, rng) for _ in range(4)], 1)
+    target = _device(genes, rng)
+    feats = LatencyFeatures(sources, onehot_features(space, archs),
+                            structure_features(space, archs), ["a", "b", "c", "d"])
+    tasks = [LatencyTask(d, sources[:, j], j) for j, d in enumerate(feats.sources)]
+    return space, archs, feats, tasks, target
+
+
+def _meta(feats, **kw) -> MetaLatencyPredictor:
+    return MetaLatencyPredictor(feats, reference=range(5), meta_steps=5, n_query=100, seed=1, **kw)
+
+
+def test_encoders_flag_dead_cells():
+    space = get_space("nb201")
+    dead = space.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    live = space.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|")
+    assert dead_cells(np.array([dead.genes, live.genes])).tolist() == [True, False]
+    f = structure_features(space, [dead, live])
+    assert f.shape == (2, 9) and f[:, -1].tolist() == [1.0, 0.0]
+    assert f[1, 4 + 2] == 1.0  # the live 3x3 conv of the second cell
+    assert onehot_features(space, [dead]).shape == (1, 31)
+
+
+@pytest.mark.parametrize("name", ["fbnet", "ofa"])
+def test_structure_features_other_spaces(name):
+    space = get_space(name)
+    archs = space.sample_batch(3, 0)
+    assert structure_features(space, archs).shape[0] == 3
+    assert onehot_features(space, archs).shape == (3, space.encoding_length)
+
+
+@pytest.mark.parametrize("algo", ["ridge", "maml", "metasgd"])
+def test_meta_fit_adapt_predict(setup, algo):
+    _, _, feats, tasks, target = setup
+    meta = _meta(feats, algo=algo)
+    assert meta.meta_fit(tasks) is meta
+    before = meta.embedding_.copy()
+    shots = plan_shots(feats, 20, range(5), seed=0)
+    pred = meta.adapt(shots, target[shots])
+    np.testing.assert_array_equal(meta.embedding_, before)  # adapt never mutates
+    out = pred.predict(np.arange(len(feats)))
+    assert out.shape == (len(feats),) and (out > 0).all()
+    rest = np.setdiff1d(np.arange(len(feats)), shots)
+    assert spearmanr(out[rest], target[rest])[0] > 0.9
+    assert np.isclose(pred.weights_.sum(), 1.0)
+    assert pred.fit(shots, target[shots]) is pred
+
+
+def test_same_seed_same_prediction(setup):
+    _, _, feats, tasks, target = setup
+    shots = np.arange(20)
+    a = _meta(feats).meta_fit(tasks).adapt(shots, target[shots]).predict(range(len(feats)))
+    b = _meta(feats).meta_fit(tasks).adapt(shots, target[shots]).predict(range(len(feats)))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_save_load_roundtrip(setup, tmp_path):
+    _, _, feats, tasks, target = setup
+    meta = _meta(feats).meta_fit(tasks)
+    meta.save(tmp_path / "m.pt")
+    back = _meta(feats).load(tmp_path / "m.pt")
+    shots = np.arange(20)
+    np.testing.assert_allclose(meta.adapt(shots, target[shots]).predict(range(len(feats))),
+                               back.adapt(shots, target[shots]).predict(range(len(feats))))
+
+
+def test_bad_shots(setup):
+    _, _, feats, tasks, target = setup
+    meta = _meta(feats)
+    with pytest.raises(MetaError, match="meta_fit first"):
+        meta.adapt([0, 1, 2, 3, 4], target[:5])
+    meta.meta_fit(tasks)
+    with pytest.raises(MetaError, match="at least 5"):
+        meta.adapt([0, 1, 2], target[:3])
+    with pytest.raises(MetaError, match="outside the table"):
+        meta.adapt([0, 1, 2, 3, len(feats) + 7], target[:5])
+    bad = target[:6].copy()
+    bad[2] = np.nan
+    with pytest.raises(MetaError, match="finite and positive"):
+        meta.adapt(range(6), bad)
+    with pytest.raises(MetaError, match="finite and positive"):
+        meta.adapt(range(6), -target[:6])
+    with pytest.raises(MetaError, match="unknown algo"):
+        MetaLatencyPredictor(feats, algo="sgd")
+    with pytest.raises(MetaError, match="at least one task"):
+        _meta(feats).meta_fit([])
+
+
+def test_plan_shots(setup):
+    _, _, feats, _, _ = setup
+    plan = plan_shots(feats, 12, [7, 3], seed=4)
+    assert plan[:2].tolist() == [7, 3] and len(set(plan.tolist())) == 12
+    np.testing.assert_array_equal(plan, plan_shots(feats, 12, [7, 3], seed=4))
+    with pytest.raises(MetaError, match="reference"):
+        plan_shots(feats, 1, [7, 3])
+    with pytest.raises(MetaError, match="only"):
+        plan_shots(feats, len(feats) + 1, [])
+
+
+@pytest.mark.data
+def test_public_nb201_transfer(public_data):
+    """Ridge-adapted transfer to eyeriss from HELP's nb201 train devices beats FLOPs (0.54)."""
+    import json
+    import warnings
+
+    from hwnas.bench import load_tables
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = load_tables("nb201", public_data)
+    train = ["1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50",
+             "pixel3", "essential_ph_1", "samsung_s7"]
+    src = t.latency[train].to_numpy()
+    feats = LatencyFeatures(src, onehot_features(t.space, t.archs),
+                            structure_features(t.space, t.archs), train)
+    ref = json.loads((public_data / "help_reference_architectures.json").read_text())["nb201"]
+    meta = MetaLatencyPredictor(feats, reference=ref, meta_steps=3, seed=0).meta_fit(
+        [LatencyTask(d, src[:, j], j) for j, d in enumerate(train)])
+    y = t.latency["eyeriss"].to_numpy()
+    shots = plan_shots(feats, 20, ref, seed=0)
+    pred = meta.adapt(shots, y[shots]).predict(range(len(t)))
+    rest = np.setdiff1d(np.arange(len(t)), shots)
+    assert spearmanr(pred[rest], y[rest])[0] > 0.9
