@@ -1,0 +1,78 @@
+"""``hwnas accuracy adapt`` on the made-up NB201 tables (few meta-steps: seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwnas.bench.cli import main
+
+
+def _run(data, *args: str) -> int:
+    return main(["--data", str(data), "accuracy", *args])
+
+
+@pytest.fixture(scope="module")
+def shots(synthetic_data):
+    """12 'trained' architectures: the table's accuracy plus a little noise."""
+    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv")
+    rows = table.sample(12, random_state=0)
+    noise = np.random.default_rng(0).normal(0, 0.5, len(rows))
+    return pd.DataFrame({"index": rows["index"], "arch": rows["arch"],
+                         "accuracy": rows["cifar10_test_200ep"] + noise})
+
+
+def _write(frame: pd.DataFrame, path) -> str:
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_adapt_writes_a_prediction_for_every_architecture(synthetic_data, shots, tmp_path,
+                                                          capsys):
+    out = tmp_path / "predicted.csv"
+    assert _run(synthetic_data, "adapt", "--space", "nb201",
+                "--shots", _write(shots, tmp_path / "shots.csv"), "--out", str(out),
+                "--meta-steps", "2", "--seed", "1") == 0
+    pred = pd.read_csv(out)
+    assert list(pred.columns) == ["index", "arch", "accuracy"]
+    assert len(pred) == 15625 and pred["accuracy"].notna().all()
+    assert pred["index"].tolist() == list(range(15625))
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_adapt_reads_arch_instead_of_index(synthetic_data, shots, tmp_path):
+    out = tmp_path / "predicted.csv"
+    assert _run(synthetic_data, "adapt", "--space", "nb201",
+                "--shots", _write(shots.drop(columns="index"), tmp_path / "s.csv"),
+                "--out", str(out), "--meta-steps", "1",
+                "--source-tasks", "cifar10_test_200ep") == 0
+    assert len(pd.read_csv(out)) == 15625
+
+
+@pytest.mark.parametrize(("edit", "extra", "message"), [
+    (lambda f: f.drop(columns="accuracy"), (), "'accuracy' column"),
+    (lambda f: f.drop(columns=["index", "arch"]), (), "'index' (or 'arch')"),
+    (lambda f: f.assign(index=f["index"] + 10**6).drop(columns="arch"), (), "outside"),
+    (lambda f: f.assign(accuracy=[np.nan] + f["accuracy"].tolist()[1:]), (), "missing"),
+    (lambda f: f.head(3), (), "at least"),
+    (lambda f: f, ("--source-tasks", "cifar10_bogus"), "unknown nb201 task"),
+])
+def test_bad_input_is_one_line_and_exit_2(synthetic_data, shots, tmp_path, capsys, edit, extra,
+                                          message):
+    out = tmp_path / "predicted.csv"
+    code = _run(synthetic_data, "adapt", "--space", "nb201",
+                "--shots", _write(edit(shots.copy()), tmp_path / "s.csv"), "--out", str(out),
+                "--meta-steps", "1", *extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err
+    assert not out.exists()
+
+
+def test_unknown_space_and_missing_file(synthetic_data, tmp_path, capsys):
+    assert _run(synthetic_data, "adapt", "--space", "nb999", "--shots", "x.csv",
+                "--out", str(tmp_path / "o.csv")) == 2
+    assert "unknown space" in capsys.readouterr().err
+    assert _run(synthetic_data, "adapt", "--space", "nb201", "--shots",
+                str(tmp_path / "none.csv"), "--out", str(tmp_path / "o.csv")) == 2
+    assert "not found" in capsys.readouterr().err
