@@ -108,6 +108,7 @@ STRATEGIES: dict[str, str] = {
     "local": "hwnas.search.local:ParetoLocalSearch",
     "reinforce": "hwnas.search.reinforce:Reinforce",
     "guided": "hwnas.search.guided:PredictorGuided",
+    "surrogate": "hwnas.search.surrogate_local:SurrogateParetoSearch",
     "exhaustive": "hwnas.search.strategy:ExhaustiveSearch",
 }
 

@@ -35,7 +35,7 @@ def two_objectives(archs: list[Architecture]) -> tuple[np.ndarray, np.ndarray, n
     return F, F, np.zeros(len(archs))
 
 
-@pytest.mark.parametrize("name", ["random", "evolution", "nsga2", "local"])
+@pytest.mark.parametrize("name", ["random", "evolution", "nsga2", "local", "surrogate"])
 def test_search_1000(benchmark, name):
     """One seeded search of 1000 unique evaluations (batch 1)."""
     space = get_space("nb201")

@@ -1,0 +1,471 @@
+"""Surrogate-guided Pareto search: score every candidate with a cheap surrogate, ask the likeliest
+new members of the Pareto set.
+
+A multi-objective, finite-space reading of BANANAS (White et al., "BANANAS: Bayesian Optimization
+with Neural Architectures for Neural Architecture Search", AAAI 2021) and of Pareto local search
+(Paquete, Chiarandini & Stützle, *Metaheuristics for Multiobjective Optimisation*, Springer 2004):
+
+- the surrogate is Bayesian ridge regression (MacKay, Neural Computation 1992) on the one-hot
+  encoding (White et al., NeurIPS 2020) plus, in an enumerable space, features of the live part of
+  the cell (:func:`graph_features`: live operations, their pairs, the path encoding), optionally
+  every pairwise product of two genes' one-hot blocks, one output per objective; its penalty is
+  chosen by generalised cross-validation (Golub, Heath & Wahba, Technometrics 1979) and an
+  ensemble of coefficient vectors is drawn from the posterior;
+- the candidates are *every* architecture of an enumerable space not yet evaluated (NAS-Bench-201
+  has 15,625: scoring them all costs milliseconds), otherwise the one-edit neighbourhoods of the
+  best archived architectures (the PLS moves), crossovers and random samples;
+- a candidate's score is its *gap*: the smallest number of predictive standard deviations by which
+  it must beat its predicted mean to be non-dominated by the observed front (the additive epsilon
+  indicator of Zitzler et al., IEEE TEVC 2003, measured per objective in standard deviations). The
+  candidate of smallest gap is asked: a negative gap is a predicted improvement, a small positive
+  one a plausible miss of the model. One-edit neighbours of observed front members get a bonus of
+  ``local_bonus`` standard deviations: the exhaustive neighbourhood exploitation of PLS, ordered
+  by the surrogate. Batches are made one pick at a time, each pick's predicted mean joining the
+  front as if observed (the "kriging believer" of Ginsbourger et al., 2010), so a batch does not
+  ask for one region many times.
+
+Objectives are modelled on a rank scale (each column's empirical CDF over the archive, as in
+:mod:`hwnas.search.guided`) or raw; dominance is the same on either. Refits are lazy at large
+archives (every ``refit_growth`` relative growth), the front and gaps are recomputed at every ask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.linalg import cho_solve, cholesky, solve_triangular
+
+from .errors import HwnasError
+from .pareto import pareto_mask
+from .space import Architecture, Space
+from .strategy import Strategy
+
+__all__ = ["SurrogateParetoSearch", "BayesianRidgeEnsemble", "PairwiseFeatures"]
+
+_TRANSFORMS = ("rank", "raw")
+
+
+class PairwiseFeatures:
+    """One-hot genes plus the products of every two genes' one-hot blocks (second-order terms).
+
+    Args:
+        space: the search space.
+        max_pairwise: pairwise columns allowed; with more, only the one-hot part is used.
+    """
+
+    def __init__(self, space: Space, max_pairwise: int = 2000):
+        self.space = space
+        n = space.n_choices.tolist()
+        self.pairs = [(i, j) for i in range(len(n)) for j in range(i + 1, len(n))]
+        if sum(n[i] * n[j] for i, j in self.pairs) > max_pairwise:
+            self.pairs = []
+        off = np.concatenate([[0], np.cumsum(n)[:-1]]).tolist()
+        self._blocks = [(off[i], n[i], off[j], n[j]) for i, j in self.pairs]
+
+    def __call__(self, archs: list[Architecture]) -> np.ndarray:
+        """``(len(archs), n_features)`` float32 design matrix."""
+        return self.from_onehot(self.space.encode_batch(archs))
+
+    def from_onehot(self, onehot: np.ndarray) -> np.ndarray:
+        h, n = onehot, len(onehot)
+        cols = [h]
+        for oi, ni, oj, nj in self._blocks:
+            cols.append((h[:, oi:oi + ni, None] * h[:, None, oj:oj + nj]).reshape(n, -1))
+        return np.concatenate(cols, axis=1).astype(np.float32)
+
+
+#: operation names that carry nothing: a path through one is cut
+_ZERO_OPS = frozenset({"none", "zero"})
+
+
+def graph_features(space: Space, archs: list[Architecture], max_columns: int = 2000
+                   ) -> np.ndarray | None:
+    """Features of the *live* part of each cell (``None`` when there are too many columns).
+
+    From :meth:`Space.graph`, with operations named ``none``/``zero`` cutting their paths: every
+    operation node on some input-to-output path is live. Columns: one-hot of (node, operation) of
+    the live nodes, products of every two of those (pairwise terms), and the path encoding (White et
+    al., "A Study on Encodings for Neural Architecture Search", NeurIPS 2020) -- one column per
+    sequence of operations along a live input-to-output path, counted. Isomorphic cells then share
+    most of their features, and dead operations none.
+    """
+    live_keys: dict[tuple[int, str], int] = {}
+    path_keys: dict[tuple[str, ...], int] = {}
+    rows: list[tuple[list[int], list[int]]] = []
+    for a in archs:
+        g = space.graph(a)
+        ops, adj, n = g.ops, np.asarray(g.adjacency) > 0, len(g.ops)
+        cut = [op in _ZERO_OPS for op in ops]
+        paths: list[tuple[int, ...]] = []
+        stack: list[tuple[int, ...]] = [(0,)]
+        while stack:  # every input-to-output path avoiding cut nodes (small DAGs)
+            path = stack.pop()
+            for j in np.flatnonzero(adj[path[-1]]).tolist():
+                if cut[j]:
+                    continue
+                if j == n - 1:
+                    paths.append(path[1:])
+                elif len(paths) <= 64:
+                    stack.append((*path, j))
+            if len(path_keys) > max_columns:
+                return None
+        live = sorted({k for path in paths for k in path})
+        rows.append(([live_keys.setdefault((k, ops[k]), len(live_keys)) for k in live],
+                     [path_keys.setdefault(tuple(ops[k] for k in path), len(path_keys))
+                      for path in paths]))
+    d = len(live_keys)
+    if d + d * (d - 1) // 2 + len(path_keys) > max_columns:
+        return None
+    live = np.zeros((len(archs), d), dtype=np.float32)
+    paths = np.zeros((len(archs), len(path_keys)), dtype=np.float32)
+    for i, (ks, ps) in enumerate(rows):
+        live[i, ks] = 1.0
+        np.add.at(paths[i], ps, 1.0)
+    iu, ju = np.triu_indices(d, 1)
+    pair = live[:, iu] * live[:, ju]
+    pair = pair[:, pair.any(axis=0)]  # pairs never seen together (two ops of one node) drop out
+    return np.concatenate([live, pair, paths], axis=1)
+
+
+class BayesianRidgeEnsemble:
+    """Ridge regression per output, penalty by GCV, and ``members`` posterior coefficient draws.
+
+    Args:
+        members: coefficient vectors drawn from each output's Gaussian posterior.
+        alphas: penalties tried by generalised cross-validation (on standardised targets).
+        seed: seed of the posterior draws.
+
+    Attributes:
+        alpha_: the chosen penalty per output; sigma_: residual standard deviation per output.
+    """
+
+    def __init__(self, members: int = 8, alphas: tuple[float, ...] = tuple(np.logspace(-2, 3, 11)),
+                 seed: int | None = None):
+        self.members, self.alphas, self.seed = members, alphas, seed
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, alpha: np.ndarray | None = None
+            ) -> BayesianRidgeEnsemble:
+        """Fit on ``(X, Y)``; ``alpha`` (one per output) skips the GCV search. Returns self."""
+        rng = np.random.default_rng(self.seed)
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        n, p = X.shape
+        self.x_mean_, self.y_mean_ = X.mean(axis=0), Y.mean(axis=0)
+        self.y_scale_ = Y.std(axis=0) + 1e-12
+        Xc, Z = X - self.x_mean_, (Y - self.y_mean_) / self.y_scale_
+        G = Xc.T @ Xc
+        if alpha is None:
+            w, V = np.linalg.eigh(G)
+            w = np.clip(w, 0.0, None)
+            R = V.T @ (Xc.T @ Z)  # (p, m)
+            rss0 = (Z**2).sum(axis=0) - (R**2 / np.maximum(w, 1e-12)[:, None]).sum(axis=0)
+            rss0 = np.clip(rss0, 0.0, None)  # the part of Z outside the column space of X
+            best = np.full(Z.shape[1], np.inf)
+            alpha = np.zeros(Z.shape[1])
+            for a in self.alphas:
+                shrink = a / (w + a)  # residual fraction of each eigen-direction
+                rss = rss0 + ((shrink[:, None] * R) ** 2 / np.maximum(w, 1e-12)[:, None]
+                              * (w > 1e-12)[:, None]).sum(axis=0)
+                df = (w / (w + a)).sum()
+                gcv = rss / max(n - df, 1e-3) ** 2
+                better = gcv < best
+                best[better], alpha[better] = gcv[better], a
+        self.alpha_ = np.asarray(alpha, dtype=np.float64)
+        m, k = Z.shape[1], self.members
+        self.coef_ = np.empty((p, m * k))
+        self.sigma_ = np.empty(m)
+        XtZ = Xc.T @ Z
+        eye = np.eye(p)
+        for j in range(m):
+            L = cholesky(G + self.alpha_[j] * eye, lower=True)
+            beta = cho_solve((L, True), XtZ[:, j])
+            resid = Z[:, j] - Xc @ beta
+            Linv = solve_triangular(L, eye, lower=True)
+            df = p - self.alpha_[j] * float((Linv**2).sum())  # trace of the hat matrix
+            self.sigma_[j] = math.sqrt(float(resid @ resid) / max(n - df, 1.0))
+            # posterior N(beta, s2 (G + alpha I)^-1) = beta + s L^-T z
+            draws = solve_triangular(L, rng.standard_normal((p, k)), lower=True, trans="T")
+            self.coef_[:, j * k:(j + 1) * k] = beta[:, None] + draws * self.sigma_[j]
+        self._coef32 = self.coef_.astype(np.float32)
+        self._offset = (self.x_mean_ @ self.coef_).astype(np.float32)
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive mean and standard deviation (posterior spread plus residual noise), each
+        ``(n, outputs)``, in the targets' units."""
+        P = np.asarray(X, dtype=np.float32) @ self._coef32 - self._offset
+        m, k = len(self.sigma_), self.members
+        P = P.reshape(len(P), m, k)
+        mu = P.mean(axis=2)
+        sd = np.sqrt(P.var(axis=2) + self.sigma_**2)
+        return mu * self.y_scale_ + self.y_mean_, np.maximum(sd * self.y_scale_, 1e-12)
+
+
+def gaps(mu: np.ndarray, sd: np.ndarray, front: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Standard deviations each predicted point must improve by to be non-dominated by ``front``.
+
+    ``max_f min_j (mu_j - f_j) / sd_j``: negative for a predicted point no front member dominates
+    (the more negative, the farther beyond the front), positive for a dominated one.
+    """
+    if len(front) == 0:
+        return np.full(len(mu), -np.inf)
+    out = np.empty(len(mu))
+    for s in range(0, len(mu), chunk):
+        d = (mu[s:s + chunk, None, :] - front[None]) / sd[s:s + chunk, None, :]
+        out[s:s + chunk] = d.min(axis=2).max(axis=1)
+    return out
+
+
+class _Lazy:
+    """``[items[i] for i in idx]`` without building the list."""
+
+    def __init__(self, items: list[Architecture], idx: np.ndarray):
+        self.items, self.idx = items, idx
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i: int) -> Architecture:
+        return self.items[self.idx[i]]
+
+
+class SurrogateParetoSearch(Strategy):
+    """Ask the candidates a Bayesian ridge surrogate finds likeliest to be non-dominated.
+
+    Args:
+        space: the search space.
+        n_objectives: number of minimised objectives told.
+        seed: seed of the strategy's generator.
+        initial: random architectures asked before the surrogate is used.
+        members: posterior coefficient draws (the model's own uncertainty).
+        transform: ``"rank"`` (each objective's empirical CDF over the archive) or ``"raw"``.
+        pairwise: add the pairwise gene products to the one-hot features (when they number at most
+            ``max_pairwise``).
+        refit_growth: refit when the archive has grown by this fraction since the last fit (``0``:
+            at every ask); the observed front is always current.
+        max_enumerate: spaces of at most this many architectures are scored whole; larger ones
+            through ``candidates`` neighbours, crossovers and random samples of the best ones.
+        candidates: candidates per ask in a space too large to enumerate.
+        max_pairwise: most pairwise (and graph) columns.
+        graph: in an enumerated space, add :func:`graph_features` (live operations, their pairs,
+            path encoding).
+        local_bonus: standard deviations taken off the gap of the one-edit neighbours of observed
+            front members (Pareto sets of NAS problems lie largely in connected regions of the
+            neighbourhood graph, the premise of PLS).
+
+    Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
+    silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
+
+    Attributes:
+        surrogate_: the last fitted :class:`BayesianRidgeEnsemble` (``None`` before).
+
+    Raises:
+        HwnasError: an unknown ``transform``.
+
+    Example:
+        >>> s = SurrogateParetoSearch(get_space("nb201"), 2, seed=0)
+        >>> result = run_search(s, evaluate, budget=300)
+    """
+
+    def __init__(self, space: Space, n_objectives: int = 2, seed: int | None = None, *,
+                 initial: int = 20, members: int = 8, transform: str = "rank",
+                 pairwise: bool = False, refit_growth: float = 0.02, max_enumerate: int = 50_000,
+                 candidates: int = 500, max_pairwise: int = 2000, graph: bool = True,
+                 local_bonus: float = 0.75):
+        super().__init__(space, n_objectives, seed)
+        if transform not in _TRANSFORMS:
+            raise HwnasError(f"transform {transform!r}; valid: {', '.join(_TRANSFORMS)}")
+        self.initial, self.members, self.transform = initial, members, transform
+        self.pairwise, self.refit_growth, self.graph = pairwise, refit_growth, graph
+        self.local_bonus = local_bonus
+        self.max_enumerate, self.candidates, self.max_pairwise = (max_enumerate, candidates,
+                                                                  max_pairwise)
+        self.surrogate_: BayesianRidgeEnsemble | None = None
+        self._features = PairwiseFeatures(space, max_pairwise if pairwise else 0)
+        self._pending: set[Architecture] = set()
+        self._all: list[Architecture] | None = None  # every architecture, when enumerated
+        self._index: dict[Architecture, int] = {}
+        self._nbrs: dict[int, np.ndarray] = {}
+        self._fit_n = 0
+        self._alpha: np.ndarray | None = None
+        self._alpha_n = 0
+        self._ntarget = 0
+        self._gap: np.ndarray | None = None  # gaps of every enumerated architecture ...
+        self._gap_n = 0  # ... against the first _gap_n archived architectures
+
+    # ------------------------------------------------------------------ helpers
+    def _tell(self, archs: list[Architecture], F: np.ndarray, violation: np.ndarray) -> None:
+        self._pending.difference_update(archs)
+        if self._all is not None:
+            for a in archs:
+                i = self._index.get(a)
+                if i is not None:
+                    self._open[i] = False
+
+    def _new(self, a: Architecture) -> bool:
+        return a not in self.archive_ and a not in self._pending
+
+    def _random(self, n: int) -> list[Architecture]:
+        out: list[Architecture] = []
+        for _ in range(50 * n):
+            if len(out) == n:
+                break
+            a = self.space.sample(self.rng)
+            if self._new(a) and a not in out:
+                out.append(a)
+        return out
+
+    def _enumerate(self) -> bool:
+        """List the space once (when small enough), with its features and an open-mask."""
+        space = self.space
+        if self._all is None and space.enumerable and space.size <= self.max_enumerate:
+            genes = np.stack(np.unravel_index(np.arange(space.size), tuple(space.n_choices)),
+                             axis=1)
+            if type(space).active is Space.active:
+                archs = [Architecture(space.name, tuple(g)) for g in genes.tolist()]
+            else:
+                archs = list(dict.fromkeys(space.from_genes(g) for g in genes))
+            self._all = archs
+            self._index = {a: i for i, a in enumerate(archs)}
+            X = self._features(archs)
+            if self.graph:
+                extra = graph_features(space, archs, self.max_pairwise)
+                if extra is not None:
+                    X = np.concatenate([X, extra], axis=1)
+            self._X_all = X
+            self._open = np.array([self._new(a) for a in archs], dtype=bool)
+        return self._all is not None
+
+    def _design(self, archs: list[Architecture]) -> np.ndarray:
+        if self._enumerate():
+            return self._X_all[[self._index[a] for a in archs]]
+        return self._features(archs)
+
+    def _scale(self, F: np.ndarray) -> np.ndarray:
+        """Objective values on the surrogate's scale: the empirical CDF of the archive as it was at
+        the last fit (so a lazily refitted model and the current front agree), or raw."""
+        if self.transform == "raw":
+            return np.asarray(F, dtype=np.float64)
+        out = np.empty_like(F, dtype=np.float64)
+        for j, s in enumerate(self._sorted):
+            out[:, j] = (np.searchsorted(s, F[:, j], "left") + np.searchsorted(s, F[:, j], "right")
+                         + 1) / (2 * (len(s) + 1))
+        return out
+
+    def _fit(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray) -> None:
+        n = len(archs)
+        self._sorted = [np.sort(col) for col in F.T]
+        Y = self._scale(F)
+        if (v > 0).any():
+            Y = np.column_stack([Y, v])
+        if self._alpha is None or n >= 1.25 * self._alpha_n or len(self._alpha) != Y.shape[1]:
+            alpha, self._alpha_n = None, n
+        else:
+            alpha = self._alpha
+        self.surrogate_ = BayesianRidgeEnsemble(self.members, seed=int(
+            self.rng.integers(2**32))).fit(self._design(archs), Y, alpha)
+        self._alpha, self._fit_n, self._ntarget = self.surrogate_.alpha_, n, Y.shape[1]
+
+    def _near_front(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray
+                    ) -> np.ndarray:
+        """Mask of the enumerated architectures one edit from a member of the observed front."""
+        feasible = np.flatnonzero(v <= 0)
+        mask = np.zeros(len(self._all), dtype=bool)
+        for r in feasible[pareto_mask(F[feasible])]:
+            i = self._index[archs[r]]
+            if i not in self._nbrs:
+                self._nbrs[i] = np.array([self._index[b] for b in
+                                          self.space.neighbours(archs[r])], dtype=np.int64)
+            mask[self._nbrs[i]] = True
+        return mask
+
+    def _front(self, F: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The feasible non-dominated rows of ``F``, on the surrogate's scale."""
+        F = F[v <= 0]
+        return self._scale(F[pareto_mask(F)]) if len(F) else np.zeros((0, F.shape[1]))
+
+    # ------------------------------------------------------------------ ask
+    def ask(self, n: int = 1) -> list[Architecture]:
+        warm = len(self.archive_) >= max(2, self.initial)
+        out = self._guided(n) if warm else self._random(n)
+        if len(out) < n:  # the space is (nearly) exhausted: repeats are served from the cache
+            out += [self.space.sample(self.rng) for _ in range(n - len(out))]
+        self._pending.update(out)
+        if self._all is not None:
+            for a in out:
+                i = self._index.get(a)
+                if i is not None:
+                    self._open[i] = False
+        return out
+
+    def _guided(self, n: int) -> list[Architecture]:
+        archs, F, v = self._archive_arrays()
+        m = self.n_objectives
+        if (self.surrogate_ is None or int((v > 0).any()) + m != self._ntarget
+                or len(archs) - self._fit_n >= max(1, self.refit_growth * self._fit_n)):
+            self._fit(archs, F, v)
+            self._gap = None
+        if self._enumerate():
+            if self._gap is None:
+                self._mu, self._sd = self.surrogate_.predict(self._X_all)
+                self._gap = gaps(self._mu[:, :m], self._sd[:, :m], self._front(F, v))
+            else:
+                # the gap to every archived point is the gap to the front (a dominating point has
+                # a larger one), and gaps only grow: fold in the newly told points alone
+                new = slice(self._gap_n, len(archs))
+                ok = v[new] <= 0
+                if ok.any():
+                    self._gap = np.maximum(self._gap, gaps(self._mu[:, :m], self._sd[:, :m],
+                                                           self._scale(F[new][ok])))
+            self._gap_n = len(archs)
+            g = self._gap
+            if self.local_bonus:
+                g = g - self.local_bonus * self._near_front(archs, F, v)
+            idx = np.flatnonzero(self._open)
+            mu, sd, g = self._mu[idx], self._sd[idx], g[idx]
+            cands = _Lazy(self._all, idx)
+        else:
+            cands = self._pool(archs, F, v)
+            if not cands:
+                return []
+            mu, sd = self.surrogate_.predict(self._design(cands))
+            g = gaps(mu[:, :m], sd[:, :m], self._front(F, v))
+        if not cands:
+            return []
+        if self._ntarget > m:  # predicted infeasible: only when nothing else is left
+            g = g + 1e6 * (mu[:, m] > 0)
+        g = g + 1e-9 * self.rng.random(len(g))  # seeded tie-break
+        out: list[Architecture] = []
+        for _ in range(min(n, len(cands))):
+            i = int(np.argmin(g))
+            out.append(cands[i])
+            g[i] = np.inf
+            if len(out) < n:  # believe the predicted mean: what it would dominate falls behind
+                g = np.maximum(g, ((mu[:, :m] - mu[i, :m]) / sd[:, :m]).min(axis=1))
+        return out
+
+    def _pool(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray
+              ) -> list[Architecture]:
+        """New neighbours of the best archived architectures, crossovers and random samples."""
+        from .nsga2 import constrained_rank
+
+        rank = constrained_rank(F, v)
+        order = np.argsort(rank, kind="stable")
+        pool: dict[Architecture, None] = {}
+        want = self.candidates
+        for i in order[: max(1, len(order) // 4)]:
+            for b in self.space.neighbours(archs[i]):
+                if self._new(b):
+                    pool.setdefault(b)
+            if len(pool) >= want:
+                break
+        top = order[: max(2, min(len(order), 30))]
+        for _ in range(want // 5):
+            i, j = self.rng.choice(top, 2)
+            child = self.space.mutate(self.space.crossover(archs[i], archs[j], self.rng),
+                                      self.rng)
+            if self._new(child):
+                pool.setdefault(child)
+        for a in self._random(want // 10):
+            pool.setdefault(a)
+        return list(pool)

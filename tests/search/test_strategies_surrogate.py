@@ -1,0 +1,137 @@
+"""The surrogate-guided Pareto search on synthetic problems made from the genes alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwnas.search import (
+    Architecture,
+    HwnasError,
+    create_strategy,
+    get_space,
+    pareto_mask,
+    run_search,
+)
+from hwnas.search.surrogate_local import (
+    BayesianRidgeEnsemble,
+    SurrogateParetoSearch,
+    gaps,
+    graph_features,
+)
+
+
+def two_objectives(archs: list[Architecture]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """f1 = sum of the genes, f2 = -(genes equal to 3): the front trades 0s for 3s."""
+    G = np.array([a.genes for a in archs], dtype=float)
+    F = np.column_stack([G.sum(axis=1), -(G == 3).sum(axis=1)])
+    return F, F, np.zeros(len(archs))
+
+
+def hypervolume(F: np.ndarray, ref: tuple[float, float]) -> float:
+    F = np.unique(F[pareto_mask(F)], axis=0)
+    area, height = 0.0, ref[1]
+    for f1, f2 in F[np.argsort(F[:, 0])]:
+        area += (ref[0] - f1) * max(0.0, height - f2)
+        height = min(height, f2)
+    return area
+
+
+def test_registry_builds_it():
+    assert type(create_strategy("surrogate", get_space("nb201"), 2, seed=0)) is \
+        SurrogateParetoSearch
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_same_seed_same_record(batch):
+    space = get_space("nb201")
+
+    def run(seed: int):
+        return run_search(SurrogateParetoSearch(space, 2, seed=seed, initial=10), two_objectives,
+                          30, batch=batch)
+
+    runs = [run(7), run(7)]
+    assert [r.arch for r in runs[0].records] == [r.arch for r in runs[1].records]
+    assert [r.arch for r in run(8).records] != [r.arch for r in runs[0].records]
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "fbnet", "ofa"])
+def test_asks_are_valid_and_new(space_name):
+    space = get_space(space_name)
+    s = SurrogateParetoSearch(space, 2, seed=0, initial=8, candidates=60)
+    seen: set[Architecture] = set()
+    for n in (1, 7, 1, 7, 7, 1):
+        archs = s.ask(n)
+        assert len(archs) == n and len(set(archs)) == n and not seen & set(archs)
+        for a in archs:
+            assert a.space == space.name and space.from_genes(a.genes) == a
+        seen.update(archs)
+        s.tell(archs, two_objectives(archs)[1])
+
+
+def test_asks_before_tells_repeated_and_unasked_tells():
+    space = get_space("nb201")
+    s = SurrogateParetoSearch(space, 2, seed=3, initial=5)
+    told = space.sample_batch(30, np.random.default_rng(0))
+    s.tell(told, two_objectives(told)[1], np.r_[np.zeros(25), np.ones(5)])
+    archs = s.ask(4) + s.ask(4)
+    assert len(set(archs)) == 8 and not set(archs) & set(told)
+    s.tell(archs[::-1], two_objectives(archs[::-1])[1])
+    s.tell(archs[:2], two_objectives(archs[:2])[1])  # the loop re-tells cached architectures
+    assert len(s.archive_) == 38 and len(s.ask(3)) == 3
+
+
+def test_beats_random_on_the_synthetic_front():
+    space = get_space("nb201")
+    hv = {name: [hypervolume(np.stack([r.F for r in run_search(
+        create_strategy(name, space, 2, seed=s, **kw), two_objectives, 40, batch=2).records]),
+        (24.0, 0.0)) for s in range(3)]
+        for name, kw in (("surrogate", {"initial": 10}), ("random", {}))}
+    assert min(hv["surrogate"]) > max(hv["random"]), hv
+    assert np.median(hv["surrogate"]) > 1.25 * np.median(hv["random"]), hv
+
+
+@pytest.mark.parametrize("m", [1, 3])
+def test_other_numbers_of_objectives(m):
+    space = get_space("nb201")
+
+    def evaluate(archs):
+        G = np.array([a.genes for a in archs], dtype=float)
+        F = np.column_stack([G.sum(axis=1), -(G == 3).sum(axis=1), (G == 1).sum(axis=1)])[:, :m]
+        return F, F, np.zeros(len(archs))
+
+    result = run_search(SurrogateParetoSearch(space, m, seed=0, initial=8), evaluate, 24, batch=4)
+    assert len({r.arch for r in result.records}) == 24
+
+
+def test_gaps_against_hand_computed():
+    front = np.array([[0.0, 1.0], [1.0, 0.0]])
+    mu = np.array([[0.5, 0.5], [2.0, 2.0], [-1.0, 3.0], [1.0, 1.0]])
+    g = gaps(mu, np.ones_like(mu), front)
+    # beyond the front by 0.5 / dominated by 1 / beyond by 1 in f1 / on the front's corner
+    assert np.allclose(g, [-0.5, 1.0, -1.0, 0.0])
+    assert np.allclose(gaps(mu, np.full_like(mu, 2.0), front), g / 2)
+
+
+def test_ridge_ensemble_learns_an_additive_function_and_is_uncertain():
+    space = get_space("nb201")
+    archs = space.sample_batch(300, np.random.default_rng(0))
+    X = space.encode_batch(archs)
+    y = np.array([[sum(a.genes)] for a in archs], dtype=float)
+    m = BayesianRidgeEnsemble(seed=0).fit(X[:200], y[:200])
+    mu, sd = m.predict(X[200:])
+    assert np.corrcoef(mu[:, 0], y[200:, 0])[0, 1] > 0.99 and (sd > 0).all()
+
+
+def test_graph_features_ignore_dead_operations():
+    space = get_space("nb201")
+    # node 3 only reads node 2 through a conv; node 1's edges are dead when nothing reads node 1
+    a = space.parse("|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|nor_conv_3x3~2|")
+    b = space.parse("|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|nor_conv_3x3~2|")
+    X = graph_features(space, [a, b, space.sample(0)])
+    assert X is not None and np.array_equal(X[0], X[1]) and not np.array_equal(X[0], X[2])
+
+
+def test_rejects_unknown_transform():
+    with pytest.raises(HwnasError, match="rank"):
+        SurrogateParetoSearch(get_space("nb201"), 2, transform="log")
