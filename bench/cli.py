@@ -510,5 +510,19 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+from .cli_latency import latency  # noqa: E402  (registered last: it imports nothing heavy)
+
+cli.add_command(latency)
+
+from .cli_compare import compare, quickstart, report  # noqa: E402
+
+cli.add_command(compare)
+cli.add_command(report)
+cli.add_command(quickstart)
+
+from .cli_accuracy import accuracy  # noqa: E402
+
+cli.add_command(accuracy)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

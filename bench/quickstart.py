@@ -1,0 +1,141 @@
+"""``hwnas quickstart``: the whole product on this machine in a few minutes.
+
+1. Plan 20 NB201 architectures to measure (HELP's reference set first; ``hwnas latency plan``) and
+   add others drawn at random, which check the predictor.
+2. Profile them all on this machine with ONNX Runtime (CPU, 1 thread, batch 1): a real device
+   table, ``OUT/device/latency_ms.csv``.
+3. Adapt the meta-learned latency predictor to this machine from the 20 planned measurements
+   (``hwnas latency adapt``): a predicted table for all 15,625 architectures, checked (Spearman)
+   against the other measured ones.
+4. Compare three strategies x seeds on NB201 CIFAR-10 accuracy x this machine's latency x
+   parameters (``hwnas compare``), and write the report (``hwnas report``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["run_quickstart", "STRATEGIES"]
+
+STRATEGIES = ("random", "evolution", "nsga2")
+SHOTS = 20
+Echo = Callable[[str], None]
+
+
+def _plan(out: Path, n_archs: int, tables: Any, echo: Echo) -> tuple[list[int], list[int]]:
+    """Indices to adapt from (HELP's plan) and indices to check the prediction on."""
+    from .cli import main
+
+    plan_csv = out / "plan.csv"
+    planned: list[int] = []
+    if main(["latency", "plan", "--space", "nb201", "--shots", str(SHOTS), "--seed", "0",
+             "--out", str(plan_csv)]) == 0:
+        planned = [int(i) for i in pd.read_csv(plan_csv)["index"]]
+    else:
+        echo("quickstart: no latency plan; measuring a random sample only")
+    rng = np.random.default_rng(0)
+    others = [int(i) for i in rng.permutation(len(tables)) if int(i) not in set(planned)]
+    return planned, others[: max(0, n_archs - len(planned))]
+
+
+def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 60,
+                   budget: int = 150, seeds: int = 3, echo: Echo = lambda m: None,
+                   progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Run the quickstart into ``out``; returns the report path and a three-line summary.
+
+    Args:
+        progress: ``progress(label)`` returns a context manager yielding ``advance(done, total,
+            what)`` (the CLI's progress bar); ``None``: no progress.
+    """
+    import contextlib
+
+    from scipy.stats import spearmanr
+
+    from hwnas.latency import MeasurementProtocol, Profiler, RuntimeConfig, Target, get_runtime
+    from hwnas.search import get_space
+
+    from .cli import main
+    from .compare import CompareConfig, run_compare
+    from .report import build_report
+    from .tables import load_tables
+
+    bar = progress or (lambda label: contextlib.nullcontext(lambda *a: None))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = load_tables("nb201", data_dir)  # says where it looked and how to set HWNAS_DATA
+    space = get_space("nb201")
+
+    echo("quickstart 1/4: planning which architectures to measure")
+    planned, others = _plan(out, n_archs, tables, echo)
+    targets = [Target(tables.arch_at(i), i) for i in [*planned, *others]]
+
+    echo(f"quickstart 2/4: profiling {len(targets)} NB201 networks on this machine "
+         "(ONNX Runtime, CPU, 1 thread, batch 1)")
+    runtime = get_runtime("ort-cpu", RuntimeConfig())
+    runtime.require()
+    profiler = Profiler(space, runtime, MeasurementProtocol(), out / "device", "this-machine")
+    with bar("profiling this machine") as advance:
+        table = profiler.run(targets, progress=advance)
+    measured = table.frame.dropna(subset=["latency_ms"])
+    lat_line = (f"this machine: {len(measured)} NB201 networks measured, median "
+                f"{measured['latency_ms'].median():.2f} ms "
+                f"({measured['latency_ms'].min():.2f}-{measured['latency_ms'].max():.2f} ms)")
+
+    echo("quickstart 3/4: adapting the latency predictor from "
+         f"{min(len(planned), SHOTS)} measurements")
+    device = str(out / "device" / "latency_ms.csv")
+    shots = measured[measured["index"].isin(planned)]
+    predicted = out / "predicted_latency.csv"
+    shots_csv = _write(out / "shots.csv", shots[["index", "latency_ms"]])
+    if len(shots) and main(["latency", "adapt", "--space", "nb201", "--shots", str(shots_csv),
+                            "--out", str(predicted)]) == 0:
+        pred = pd.read_csv(predicted).set_index("index")["latency_ms"]
+        check = measured[measured["index"].isin(others)]
+        rho = float(spearmanr(pred.loc[check["index"]], check["latency_ms"]).statistic) \
+            if len(check) >= 3 else float("nan")
+        lat_line += (f"; predictor adapted from {len(shots)} of them ranks the other "
+                     f"{len(check)} with Spearman {rho:.3f}")
+        device = str(predicted)
+    else:
+        echo("quickstart: no predicted table; the search uses the measured sample only "
+             "(architectures outside it are skipped)")
+
+    echo(f"quickstart 4/4: {len(STRATEGIES)} strategies x {seeds} seeds x {budget} evaluations")
+    problem = {"space": "nb201", "task": "cifar10_test_200ep", "device": device,
+               "objectives": ["accuracy", "latency", "params"], "constraints": []}
+    config = CompareConfig({"nb201-this-machine": problem},
+                           {s: {"name": s, "options": {}} for s in STRATEGIES},
+                           list(range(seeds)), sorted({max(1, budget // 3), budget}),
+                           executor="process", workers=2, source="quickstart")
+    with bar("searching") as advance:
+        manifest = run_compare(config, out / "compare", data_dir, progress=advance)
+    paths = build_report([out / "compare"], out / "report", data_dir)
+
+    scores = pd.read_parquet(out / "compare" / "indicators.parquet")
+    last = scores[scores["budget"] == budget].groupby("strategy")["hv_ratio"].median()
+    best = last.idxmax()
+    lines = [
+        lat_line,
+        f"search: {manifest['counts']['done'] + manifest['counts']['skipped']} runs; best median "
+        f"hypervolume ratio at {budget} evaluations: {best} {last[best]:.3f} ("
+        + ", ".join(f"{s} {v:.3f}" for s, v in last.items() if s != best) + ")",
+        f"everything is under {out}: device/, predicted_latency.csv, compare/, report/",
+    ]
+    from hwnas.latency import atomic_write_text
+
+    atomic_write_text(out / "summary.json",
+                      json.dumps({"lines": lines, "report": str(paths["html"])}, indent=2) + "\n")
+    return {"report": str(paths["html"]), "lines": lines}
+
+
+def _write(path: Path, frame: pd.DataFrame) -> Path:
+    from hwnas.latency import atomic_write_text
+
+    atomic_write_text(path, frame.to_csv(index=False))
+    return path
