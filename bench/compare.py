@@ -177,6 +177,10 @@ def load_config(path: str | os.PathLike[str]) -> CompareConfig:
         if name not in list_strategies():
             raise ConfigError(f"{where}: unknown strategy {name!r}; valid: "
                               f"{', '.join(list_strategies())}")
+        options = s.get("options", {})
+        if not isinstance(options, dict):
+            raise ConfigError(f"{where}: 'options' must be a table, got {options!r}")
+        _check_options(name, options, where)
         label = s.get("label", name)
         if label in strategies:
             raise ConfigError(f"{where}: strategy label {label!r} is used twice (set 'label')")
@@ -185,6 +189,26 @@ def load_config(path: str | os.PathLike[str]) -> CompareConfig:
         raise ConfigError(f"{path}: no [[strategies]]")
     return CompareConfig(problems, strategies, list(seeds), sorted(set(budgets)), executor,
                          workers, head.get("ray_address"), str(path))
+
+
+def _check_options(name: str, options: dict[str, Any], where: str) -> None:
+    """Build the strategy once, so a misspelt or invalid option fails here, not in a worker."""
+    import inspect
+
+    from hwnas.search import create_strategy, get_space
+    from hwnas.search.strategy import STRATEGIES
+
+    module, cls = STRATEGIES[name].split(":")
+    params = inspect.signature(getattr(__import__(module, fromlist=[cls]), cls)).parameters
+    valid = [p for p in params if p not in ("space", "n_objectives", "seed")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)} for {name!r}; valid: "
+                          f"{', '.join(valid) or 'none'}")
+    try:
+        create_strategy(name, get_space("nb201"), 2, seed=0, **options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: invalid options for {name!r}: {e}") from None
 
 
 # ---------------------------------------------------------------------- one run

@@ -89,10 +89,12 @@ def reference_front(problem: dict[str, Any], data_dir: str | None,
     live = bool(device) and str(device).startswith("live:")
     archs = None
     if not live:
-        if space.enumerable:
-            archs = list(space)
-        elif tables is not None:
+        # the tables list every architecture they know in their own order (for nb201: the
+        # whole space); a space without tables is enumerated directly where it can be
+        if tables is not None:
             archs = list(tables.archs)
+        elif space.enumerable:
+            archs = list(space)
     if archs is not None:
         objectives = build_objectives(problem["space"], names, tables, problem.get("task"),
                                       device)
