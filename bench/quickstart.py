@@ -97,10 +97,12 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
                             "--out", str(predicted)]) == 0:
         pred = pd.read_csv(predicted).set_index("index")["latency_ms"]
         check = measured[measured["index"].isin(others)]
-        rho = float(spearmanr(pred.loc[check["index"]], check["latency_ms"]).statistic) \
-            if len(check) >= 3 else float("nan")
-        lat_line += (f"; predictor adapted from {len(shots)} of them ranks the other "
-                     f"{len(check)} with Spearman {rho:.3f}")
+        lat_line += f"; predictor adapted from {len(shots)} of them"
+        if len(check) >= 3:
+            rho = float(spearmanr(pred.loc[check["index"]], check["latency_ms"]).statistic)
+            lat_line += f" ranks the other {len(check)} with Spearman {rho:.3f}"
+        else:
+            lat_line += " (too few others measured to check it: raise --archs)"
         device = str(predicted)
     else:
         echo("quickstart: no predicted table; the search uses the measured sample only "
