@@ -52,15 +52,19 @@ def compare(ctx: click.Context, config_path: Path, out: Path | None, executor: s
 @click.option("--predictions", "predictions", multiple=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="A predictor benchmark JSON (bench/scripts/latency_transfer.py) to include.")
+@click.option("--scatter", "scatter", multiple=True, nargs=2,
+              type=click.Path(dir_okay=False, path_type=Path), metavar="PREDICTED MEASURED",
+              help="Two tables (CSV: index or arch, latency_ms or accuracy) to plot predicted "
+                   "against measured (repeatable).")
 @click.pass_context
 def report(ctx: click.Context, inputs: tuple[Path, ...], out: Path,
-           predictions: tuple[Path, ...]) -> None:
+           predictions: tuple[Path, ...], scatter: tuple[tuple[Path, Path], ...]) -> None:
     """Write an HTML and a Markdown report of compare folders or search runs."""
     from .report import build_report
 
     data = ctx.obj.get("data") if ctx.obj else None
     paths = build_report(list(inputs), out, None if data is None else str(data),
-                         predictions=list(predictions))
+                         predictions=list(predictions), scatter=list(scatter))
     click.echo(f"wrote {paths['html']} and {paths['md']} ({paths['figures']} figures)")
 
 

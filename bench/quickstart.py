@@ -91,12 +91,12 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
          f"{min(len(planned), SHOTS)} measurements")
     device = str(out / "device" / "latency_ms.csv")
     shots = measured[measured["index"].isin(planned)]
+    check = measured[measured["index"].isin(others)]
     predicted = out / "predicted_latency.csv"
     shots_csv = _write(out / "shots.csv", shots[["index", "latency_ms"]])
     if len(shots) and main(["latency", "adapt", "--space", "nb201", "--shots", str(shots_csv),
                             "--out", str(predicted)]) == 0:
         pred = pd.read_csv(predicted).set_index("index")["latency_ms"]
-        check = measured[measured["index"].isin(others)]
         lat_line += f"; predictor adapted from {len(shots)} of them"
         if len(check) >= 3:
             rho = float(spearmanr(pred.loc[check["index"]], check["latency_ms"]).statistic)
@@ -117,7 +117,12 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
                            executor="process", workers=2, source="quickstart")
     with bar("searching") as advance:
         manifest = run_compare(config, out / "compare", data_dir, progress=advance)
-    paths = build_report([out / "compare"], out / "report", data_dir)
+    pairs = []
+    if device == str(predicted) and len(check) >= 3:
+        # the scatter shows only networks the predictor did not adapt from
+        pairs = [(predicted, _write(out / "measured_check.csv",
+                                    check[["index", "latency_ms"]]))]
+    paths = build_report([out / "compare"], out / "report", data_dir, scatter=pairs)
 
     scores = pd.read_parquet(out / "compare" / "indicators.parquet")
     last = scores[scores["budget"] == budget].groupby("strategy")["hv_ratio"].median()

@@ -27,7 +27,7 @@ from hwnas.search import HwnasError
 
 from .scoring import SIGNS, ReferenceFront, load_references, read_run, reference_front, score_run
 
-__all__ = ["build_report", "collect", "summary_table", "holm", "ReportError"]
+__all__ = ["build_report", "collect", "summary_table", "holm", "prediction_scatter", "ReportError"]
 
 INDICATORS = {"hv_ratio": ("hypervolume ratio", "max"), "recall": ("front recall", "max"),
               "igd_plus": ("IGD+", "min"), "regret": ("accuracy regret (pp)", "min")}
@@ -290,6 +290,63 @@ def _predictor_section(paths: Sequence[Path]) -> tuple[list[str], list[str]]:
     return md, parts
 
 
+def _read_values(path: Path) -> tuple[pd.Series, str]:
+    """A table's values keyed by ``index`` (or ``arch``), and the value column's name."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path}: cannot read the table: {e}") from None
+    key = "index" if "index" in frame else "arch" if "arch" in frame else None
+    value = next((c for c in ("latency_ms", "accuracy") if c in frame), None)
+    if key is None or value is None:
+        raise ReportError(f"{path}: needs an index (or arch) column and a latency_ms (or "
+                          f"accuracy) column; has {', '.join(map(str, frame.columns))}")
+    return frame.dropna(subset=[value]).set_index(key)[value], value
+
+
+def prediction_scatter(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[dict[str, Any]], Any]:
+    """Predicted vs measured, one panel per (predicted table, measured table) pair.
+
+    Returns the rows of the agreement table (architectures in both, Spearman, Kendall, mean
+    absolute percentage error) and the figure (log-log axes for latency, identity line).
+    """
+    import matplotlib.pyplot as plt
+    from scipy.stats import kendalltau, spearmanr
+
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 4.0), squeeze=False)
+    rows = []
+    for ax, (pred_path, meas_path) in zip(axes[0], pairs, strict=True):
+        pred, kind = _read_values(Path(pred_path))
+        meas, kind_m = _read_values(Path(meas_path))
+        if kind != kind_m:
+            raise ReportError(f"{pred_path} holds {kind} but {meas_path} holds {kind_m}")
+        both = pred.index.intersection(meas.index)
+        if len(both) < 3:
+            raise ReportError(f"{pred_path} and {meas_path} share {len(both)} architectures; "
+                              "a comparison needs at least 3")
+        x, y = meas.loc[both].to_numpy(float), pred.loc[both].to_numpy(float)
+        label = f"{Path(meas_path).parent.name}/{Path(meas_path).stem}"
+        row = {"measured": label, "n": len(both),
+               "spearman": float(spearmanr(x, y).statistic),
+               "kendall": float(kendalltau(x, y).statistic),
+               "mape_%": float(np.mean(np.abs(y - x) / np.abs(x)) * 100)}
+        rows.append(row)
+        ax.scatter(x, y, s=12, alpha=0.7, color="#0173b2")
+        lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([lo, hi], [lo, hi], color="black", lw=1, ls="--", label="predicted = measured")
+        if kind == "latency_ms":
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        unit = "latency (ms)" if kind == "latency_ms" else "accuracy (%)"
+        ax.set_xlabel(f"measured {unit}")
+        ax.set_ylabel(f"predicted {unit}")
+        ax.set_title(f"{label}: Spearman {row['spearman']:.3f}, n={row['n']}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return rows, fig
+
+
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
@@ -305,8 +362,15 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
 
 def build_report(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
                  data_dir: str | None = None,
-                 predictions: Sequence[str | os.PathLike[str]] = ()) -> dict[str, Any]:
+                 predictions: Sequence[str | os.PathLike[str]] = (),
+                 scatter: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]] = (),
+                 ) -> dict[str, Any]:
     """Write ``out/report.html`` (self-contained), ``out/report.md`` and ``out/*.png``.
+
+    Args:
+        predictions: predictor benchmark JSON files (their ``table`` becomes a rho table).
+        scatter: (predicted table, measured table) CSV pairs: a predicted-vs-measured figure and
+            an agreement table.
 
     Raises:
         ReportError: an input folder that is not a finished run or compare folder.
@@ -355,6 +419,19 @@ def build_report(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
     pmd, pparts = _predictor_section([Path(p) for p in predictions])
     md += pmd
     parts += pparts
+    if scatter:
+        rows, fig = prediction_scatter([(Path(a), Path(b)) for a, b in scatter])
+        b64 = _save(fig, out / "predicted_vs_measured.png")
+        n_fig += 1
+        cols = list(rows[0])
+        cells = [[r["measured"], str(r["n"]), f"{r['spearman']:.3f}", f"{r['kendall']:.3f}",
+                  f"{r['mape_%']:.1f}"] for r in rows]
+        md += ["## Predicted vs measured", "", "| " + " | ".join(cols) + " |",
+               "|" + " --- |" * len(cols)]
+        md += ["| " + " | ".join(c) + " |" for c in cells]
+        md += ["", "![predicted vs measured](predicted_vs_measured.png)", ""]
+        parts += ["<h2>Predicted vs measured</h2>", _html_table(cols, cells),
+                  f'<img alt="predicted vs measured" src="data:image/png;base64,{b64}">']
     page = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>hwnas report</title><style>{_CSS}</style></head><body>"
             + "\n".join(parts) + "</body></html>\n")

@@ -8,8 +8,10 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 from hwnas.bench.cli import main
 from hwnas.bench.compare import _locked, load_config, run_compare, run_one
@@ -215,3 +217,29 @@ def test_report_opens_in_headless_chromium(synthetic_data, finished_grid, tmp_pa
     subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2000", html.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_report_plots_predicted_against_measured(capsys, synthetic_data, finished_grid, tmp_path):
+    rng = np.random.default_rng(0)
+    measured = pd.DataFrame({"index": np.arange(50), "latency_ms": rng.uniform(1, 10, 50)})
+    predicted = measured.assign(latency_ms=measured["latency_ms"] * rng.uniform(0.9, 1.1, 50))
+    # the prediction covers more architectures than were measured; only shared ones count
+    predicted = pd.concat([predicted, pd.DataFrame({"index": [99], "latency_ms": [3.0]})])
+    measured.to_csv(tmp_path / "measured.csv", index=False)
+    predicted.to_csv(tmp_path / "predicted.csv", index=False)
+    rep = tmp_path / "rep"
+    code, _, err = run(capsys, "--data", str(synthetic_data), "report", str(finished_grid),
+                       "--out", str(rep), "--scatter", str(tmp_path / "predicted.csv"),
+                       str(tmp_path / "measured.csv"))
+    assert code == 0, err
+    assert (rep / "predicted_vs_measured.png").stat().st_size > 5_000
+    md = (rep / "report.md").read_text()
+    rho = spearmanr(measured["latency_ms"], predicted["latency_ms"][:50]).statistic
+    assert "## Predicted vs measured" in md and f"| 50 | {rho:.3f}" in md, md[-600:]
+
+    measured.rename(columns={"latency_ms": "ms"}).to_csv(tmp_path / "bad.csv", index=False)
+    code, _, err = run(capsys, "--data", str(synthetic_data), "report", str(finished_grid),
+                       "--out", str(rep), "--scatter", str(tmp_path / "predicted.csv"),
+                       str(tmp_path / "bad.csv"))
+    assert code == 2 and "needs an index (or arch) column and a latency_ms" in err
+    assert err.count("\n") == 1
