@@ -294,10 +294,26 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
               help="Hard constraint such as latency<=5 (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: results/runs/SPACE/STRATEGY/SEED].")
+@click.option("--evaluate", type=click.Choice(["table", "train"]), default="table",
+              show_default=True,
+              help="Accuracy from the public tables, or by training each network now.")
+@click.option("--dataset", default=None, help="With --evaluate train: the task [default: digits].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="With --evaluate train: epochs per network [default: 12].")
+@click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="With --evaluate train: part of the training set used [default: 1].")
+@click.option("--width", type=click.FloatRange(0, 4, min_open=True), default=None,
+              help="With --evaluate train: channel-width multiplier [default: 1].")
 def search(space_name: str, task: str | None, device: str | None, objectives: str,
            strategy: str, budget: int, seed: int, constraints: tuple[str, ...],
-           out: Path | None) -> None:
-    """Multi-objective search over a space's metrics; writes evaluations, front and run record."""
+           out: Path | None, evaluate: str, dataset: str | None, epochs: int | None,
+           train_fraction: float | None, width: float | None) -> None:
+    """Multi-objective search over a space's metrics; writes evaluations, front and run record.
+
+    With --evaluate train, accuracy is the validation accuracy of training each network on
+    --dataset (cached on disk); live:RUNTIME latency is measured on the space's benchmark
+    network (its own input size), not on the network built for the dataset.
+    """
     from hwnas.search import list_strategies
 
     from .problem import SearchConfig, run_problem
@@ -310,16 +326,29 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
     if budget < 1:
         raise click.BadParameter(f"{budget}; the budget must be >= 1", param_hint="--budget")
     names = [n.strip() for n in objectives.split(",") if n.strip()]
+    train = {k: v for k, v in (("epochs", epochs), ("train_fraction", train_fraction),
+                               ("width", width), ("seed", seed)) if v is not None}
+    if evaluate == "table" and (dataset or len(train) > 1):
+        raise click.BadParameter("--dataset, --epochs, --train-fraction and --width need "
+                                 "--evaluate train", param_hint="--evaluate")
+    if evaluate == "train":
+        from .datasets import get_dataset, list_datasets
+
+        dataset = dataset or "digits"
+        if dataset not in list_datasets():
+            get_dataset(dataset)  # raises the error that lists the valid names
+    table_accuracy = "accuracy" in names and evaluate == "table"
     try:
         tables = load_tables(space_name)
     except DataNotFoundError:
-        if "accuracy" in names or (device and not _is_local_device(device)):
+        if table_accuracy or (device and not _is_local_device(device)):
             raise
         tables = None
-    if task is None and tables is not None and "accuracy" in names and tables.tasks:
+    if task is None and tables is not None and table_accuracy and tables.tasks:
         task = "cifar10_test_200ep" if "cifar10_test_200ep" in tables.tasks else tables.tasks[0]
     config = SearchConfig(space_name, names, strategy, budget, seed, task, device,
-                          list(constraints))
+                          list(constraints), evaluate=evaluate, dataset=dataset,
+                          train=train if evaluate == "train" else {})
     out = out or results_dir() / "runs" / space_name / strategy / str(seed)
     with _progress(f"{strategy} on {space_name}") as advance:
         record = run_problem(config, tables, out,
@@ -327,6 +356,11 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
     click.echo(f"wrote {out}/evaluations.csv ({record['evaluations']} evaluations, "
                f"{record['skipped']} skipped), front.csv ({record['front_size']} "
                f"non-dominated) and run.json")
+    if "training" in record:
+        t = record["training"]
+        click.echo(f"trained {t['trained']} networks ({t['epochs_run']} epochs, "
+                   f"{t['train_seconds']:.0f} s), {t['cache_hits']} from the cache, "
+                   f"{t['epochs_saved']} epochs saved by early stopping")
 
 
 # ---------------------------------------------------------------------- helpers

@@ -1,11 +1,12 @@
 """Search problems over the public tables: objectives by name, one search run, its records.
 
 ``hwnas search`` builds its objectives here: ``accuracy`` (a task column of the space's public
-table, maximised), ``latency`` (any ``--device``: public name, device-table path, profiled name or
-``live:RUNTIME``; minimised), ``params`` and ``flops`` (computed from the built network, cached on
-disk; minimised). A run writes ``evaluations.csv`` (one row per unique evaluation, in order),
-``front.csv`` (its feasible non-dominated rows) and ``run.json`` (configuration, seed, versions,
-timings), each atomically.
+table, or with ``evaluate="train"`` the validation accuracy of training the network now on a
+dataset, see :mod:`hwnas.bench.live`; maximised), ``latency`` (any ``--device``: public name,
+device-table path, profiled name or ``live:RUNTIME``; minimised), ``params`` and ``flops``
+(computed from the built network, cached on disk; minimised). A run writes ``evaluations.csv``
+(one row per unique evaluation, in order), ``front.csv`` (its feasible non-dominated rows) and
+``run.json`` (configuration, seed, versions, timings), each atomically.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ from .devices import resolve_device
 from .tables import BenchmarkTables
 
 __all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives",
-           "OBJECTIVES", "run_problem"]
+           "OBJECTIVES", "EVALUATE", "run_problem"]
 
 OBJECTIVES = ("accuracy", "latency", "params", "flops")
+EVALUATE = ("table", "train")
 
 
 class TableAccuracy(MetricSource):
@@ -84,8 +86,15 @@ class ModelStatSource(MetricSource):
 
 
 def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTables | None,
-                     task: str | None, device: str | None) -> list[Objective]:
+                     task: str | None, device: str | None, evaluate: str = "table",
+                     dataset: str | None = None,
+                     train: dict[str, Any] | None = None) -> list[Objective]:
     """Objectives by name (``accuracy``, ``latency``, ``params``, ``flops``).
+
+    Args:
+        evaluate: where accuracy comes from: ``table`` (the public tables' ``task`` column) or
+            ``train`` (:class:`hwnas.bench.live.LiveAccuracy`: train each architecture on
+            ``dataset`` with a :class:`hwnas.bench.training.TrainRecipe` of ``train``'s fields).
 
     Raises:
         UnknownNameError: an unknown objective, task or device.
@@ -94,12 +103,16 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
     """
     if len(set(names)) != len(names) or not names:
         raise HwnasError(f"objectives must be distinct and at least one, got {list(names)}")
+    if evaluate not in EVALUATE:
+        raise UnknownNameError("accuracy evaluation", evaluate, EVALUATE)
     space = get_space(space_name)
     out = []
     for name in names:
         if name not in OBJECTIVES:
             raise UnknownNameError("objective", name, OBJECTIVES)
-        if name == "accuracy":
+        if name == "accuracy" and evaluate == "train":
+            out.append(Objective("accuracy", _live_accuracy(space, dataset, train), "max"))
+        elif name == "accuracy":
             if tables is None or task is None:
                 raise HwnasError("the accuracy objective needs the public tables and --task")
             out.append(Objective("accuracy", TableAccuracy(tables, task), "max"))
@@ -110,6 +123,23 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
         else:
             out.append(Objective(name, ModelStatSource(space, name), "min"))
     return out
+
+
+def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | None
+                   ) -> MetricSource:
+    from .datasets import get_dataset
+    from .live import LiveAccuracy
+    from .training import TrainRecipe
+
+    if dataset is None:
+        raise HwnasError("accuracy by training (evaluate=train) needs a dataset (--dataset)")
+    options = dict(train or {})
+    seed = options.pop("split_seed", 0)
+    try:
+        recipe = TrainRecipe(**options)
+    except TypeError as e:  # an unknown recipe field
+        raise HwnasError(f"training recipe: {e}") from None
+    return LiveAccuracy(space, get_dataset(dataset, seed=seed), recipe)
 
 
 @dataclass
@@ -126,6 +156,9 @@ class SearchConfig:
     constraints: list[str] = field(default_factory=list)
     batch: int = 1
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    evaluate: str = "table"  # accuracy from the public tables, or "train" (live training)
+    dataset: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)  # TrainRecipe fields
 
 
 def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str | Path,
@@ -140,15 +173,20 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
         raise HwnasError(f"budget must be >= 1, got {config.budget}")
     space = get_space(config.space)
     objectives = build_objectives(config.space, config.objectives, tables, config.task,
-                                  config.device)
+                                  config.device, config.evaluate, config.dataset, config.train)
     names = [o.name for o in objectives]
     constraints = [Constraint.parse(c, names) for c in config.constraints]
     strategy = create_strategy(config.strategy, space, len(objectives), seed=config.seed,
                                **config.strategy_options)
     t0 = time.perf_counter()
-    result = run_search(strategy, lambda archs: evaluate_objectives(objectives, archs,
-                                                                    constraints),
-                        config.budget, batch=config.batch, progress=progress)
+    try:
+        result = run_search(strategy, lambda archs: evaluate_objectives(objectives, archs,
+                                                                        constraints),
+                            config.budget, batch=config.batch, progress=progress)
+    finally:
+        for o in objectives:  # live training may hold a process pool or a Ray runtime
+            if hasattr(o.source, "close") and o.source.name.startswith("accuracy:live"):
+                o.source.close()
     seconds = time.perf_counter() - t0
 
     def index_of(a: Architecture) -> int | None:
@@ -180,6 +218,8 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
         "constraints": [str(c) for c in constraints],
         "evaluations": len(rows), "skipped": result.skipped, "asks": result.asks,
         "front_size": int(len(front)),
+        **{k: v for o in objectives if o.source.name.startswith("accuracy:live")
+           for k, v in (("training", o.source.summary()),)},
         "seconds": seconds,
         "environment": describe_environment(),
     }

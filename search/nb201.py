@@ -133,7 +133,8 @@ class NB201Space(Space):
         return (3, 32, 32)
 
     def build(
-        self, arch: Architecture, num_classes: int | None = None, none: str = "zero"
+        self, arch: Architecture, num_classes: int | None = None, none: str = "zero",
+        in_channels: int = 3, c: int = 16,
     ) -> NB201Network:
         """The benchmark's CIFAR network for ``arch``.
 
@@ -141,12 +142,18 @@ class NB201Space(Space):
             num_classes: classifier outputs (default 10, CIFAR-10).
             none: ``"zero"`` (reference: ``x * 0``, the work feeding it is still computed) or
                 ``"drop"`` (the edge is left out, so exporters can prune dead work).
+            in_channels: image channels the stem takes (3: RGB; 1: grey images such as digits).
+            c: channels of the first stage (the benchmark's 16; smaller is the "width" fidelity
+                knob of live evaluation, the later stages keep the 1:2:4 ratio).
         """
         self._check(arch)
         if none not in ("zero", "drop"):
             raise ArchitectureError(f"nb201: none={none!r}; valid: zero, drop")
+        if in_channels < 1 or c < 1:
+            raise ArchitectureError(f"nb201: in_channels={in_channels}, c={c}; both must be >= 1")
         ops = [OPS[g] for g in arch.genes]
-        return NB201Network(ops, num_classes or self.num_classes, none=none)
+        return NB201Network(ops, num_classes or self.num_classes, none=none, c=c,
+                            in_channels=in_channels)
 
     # ------------------------------------------------------------------ statistics
     def fast_stats(self, archs: list[Architecture], num_classes: int | None = None) -> list:
@@ -298,9 +305,10 @@ class NB201Network(nn.Module):
     """NAS-Bench-201's CIFAR macro-network around one cell (16/32/64 channels, 5 cells a stage)."""
 
     def __init__(self, ops: list[str], num_classes: int = 10, none: str = "zero", c: int = 16,
-                 cells_per_stage: int = 5):
+                 cells_per_stage: int = 5, in_channels: int = 3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c))
         layers: list[nn.Module] = []
         for stage, width in enumerate((c, 2 * c, 4 * c)):
             if stage:

@@ -1,0 +1,141 @@
+"""LiveAccuracy: a metric source that trains; its cache, early stopping, inheritance and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hwnas.bench.cli import main
+from hwnas.bench.datasets import get_dataset
+from hwnas.bench.live import LiveAccuracy
+from hwnas.bench.training import EarlyStopping, TrainRecipe
+from hwnas.search import UnknownNameError, get_space
+
+TINY = TrainRecipe(epochs=1, train_fraction=0.2, width=0.25, batch_size=32)
+A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|none~2|"
+B = "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|none~2|"
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return get_dataset("digits")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_trains_once_then_reads_the_cache(splits, tmp_path):
+    space = get_space("nb201")
+    archs = [space.parse(A), space.parse(B), space.parse(A)]
+    first = LiveAccuracy(space, splits, TINY, tmp_path)
+    values = first.evaluate(archs)
+    assert first.name == "accuracy:live:digits-s0" and first.unit == "%"
+    assert first.trained_ == 2 and first.cache_hits_ == 0 and first.epochs_run_ == 2
+    assert values[0] == values[2] and np.isfinite(values).all()
+    files = list(tmp_path.rglob("*.json"))
+    assert len(files) == 2
+    rec = json.loads(files[0].read_text())
+    assert rec["recipe_key"] == TINY.key() and rec["dataset"] == "digits-s0"
+    second = LiveAccuracy(space, splits, TINY, tmp_path)
+    assert np.array_equal(second.evaluate(archs), values)
+    assert second.trained_ == 0 and second.cache_hits_ == 2 and second.train_seconds_ == 0
+    # another recipe is another cache entry
+    other = LiveAccuracy(space, splits, TrainRecipe(**{**TINY.__dict__, "seed": 1}), tmp_path)
+    other.evaluate(archs[:1])
+    assert other.trained_ == 1
+
+
+def test_deterministic_across_caches(splits, tmp_path):
+    space = get_space("nb201")
+    archs = [space.parse(A)]
+    a = LiveAccuracy(space, splits, TINY, tmp_path / "a").evaluate(archs)
+    b = LiveAccuracy(space, splits, TINY, tmp_path / "b").evaluate(archs)
+    assert np.array_equal(a, b)
+
+
+def test_early_stopping_counts_saved_epochs(splits, tmp_path):
+    space = get_space("nb201")
+    rule = EarlyStopping(k=1, min_epochs=1, window=1)
+    rule.finals_.append(101.0)  # unreachable: the run is hopeless
+    source = LiveAccuracy(space, splits, TrainRecipe(**{**TINY.__dict__, "epochs": 4}),
+                          tmp_path, early_stopping=rule)
+    source.evaluate([space.parse(A)])
+    # even the best case (100 %) cannot beat 101: stopped after min_epochs
+    assert source.stopped_ == 1 and source.epochs_saved_ == 3 and source.epochs_run_ == 1
+    assert source.summary()["epochs_saved"] == 3
+    # a stopped run's accuracy is not the recipe's: without early stopping it is retrained
+    plain = LiveAccuracy(space, splits, TrainRecipe(**{**TINY.__dict__, "epochs": 4}), tmp_path)
+    plain.evaluate([space.parse(A)])
+    assert plain.trained_ == 1 and plain.records_[0]["epochs_run"] == 4
+
+
+def test_inherits_from_a_trained_neighbour(splits, tmp_path):
+    space = get_space("nb201")
+    a, b = space.parse(A), space.parse(B)
+    assert b in list(space.neighbours(a))
+    source = LiveAccuracy(space, splits, TINY, tmp_path, inherit=True)
+    source.evaluate([a])
+    source.evaluate([b])
+    assert source.inherited_runs_ == 1 and source.records_[1]["parent"] == A
+    assert source.records_[1]["inherited"] > 0
+    # an explicit parent wins over the neighbour search, and a fresh source has no weights
+    fresh = LiveAccuracy(space, splits, TINY, tmp_path / "x", inherit=True)
+    fresh.set_parents({b: a})
+    fresh.evaluate([b])
+    assert fresh.inherited_runs_ == 0
+
+
+def test_bad_executor_lists_valid_ones(splits):
+    with pytest.raises(UnknownNameError, match="serial"):
+        LiveAccuracy(get_space("nb201"), splits, TINY, executor="slurm")
+
+
+@pytest.mark.slow
+def test_process_executor_matches_serial(splits, tmp_path):
+    space = get_space("nb201")
+    archs = [space.parse(A), space.parse(B)]
+    serial = LiveAccuracy(space, splits, TINY, tmp_path / "s").evaluate(archs)
+    with LiveAccuracy(space, splits, TINY, tmp_path / "p", executor="process",
+                      workers=2) as pooled:
+        assert np.array_equal(pooled.evaluate(archs), serial)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_search_trains_without_public_tables(capsys, tmp_path):
+    code, out, err = run(capsys, "search", "--space", "nb201", "--evaluate", "train",
+                         "--dataset", "digits", "--objectives", "accuracy,params",
+                         "--strategy", "evolution", "--budget", "3", "--epochs", "1",
+                         "--train-fraction", "0.2", "--width", "0.25",
+                         "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    ev = pd.read_csv(tmp_path / "run" / "evaluations.csv")
+    assert len(ev) == 3 and ev["accuracy"].between(0, 100).all()
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["config"]["evaluate"] == "train"
+    assert record["training"]["trained"] == 3 and record["objectives"][0]["source"] == \
+        "accuracy:live:digits-s0"
+    assert "trained 3 networks" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--evaluate", "train", "--dataset", "mnist9"], "unknown dataset 'mnist9'"),
+    (["--dataset", "digits"], "need --evaluate train"),
+])
+def test_cli_bad_dataset_is_one_line(capsys, tmp_path, argv, message):
+    code, _, err = run(capsys, "search", "--space", "nb201", "--objectives", "accuracy,params",
+                       "--budget", "3", *argv, "--out", str(tmp_path))
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "evaluations.csv").exists()
