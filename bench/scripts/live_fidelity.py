@@ -1,0 +1,254 @@
+"""Does low-fidelity training rank NB-201 architectures like the longer reference training?
+
+For the first ``--archs`` architectures of :func:`hwnas.bench.training.benchmark_archs` (a fixed
+permutation of NB-201 indices, shared with the one-shot benchmark) on scikit-learn's digits:
+
+- the **reference**: full width (C=16), the full training set, ``E`` epochs, where ``E`` is sized
+  from one measured epoch so the whole script fits ``--minutes`` on one thread;
+- low fidelities: the reference's own accuracy after fewer epochs (the curve prefix: free), and
+  separate trainings with a quarter of the training set, a quarter of the width, and both;
+- per fidelity, Kendall's tau and Spearman's rho against the reference's final validation
+  accuracy, the overlap of the top 10 %, and the median seconds per evaluation;
+- early stopping (learning-curve rule, top-k) applied to the reference runs in list order. The
+  rule only reads the curve prefix and training is deterministic, so replaying the recorded
+  curves gives exactly the epochs a run with early stopping would have trained;
+- weight inheritance: for ``--pairs`` (parent, one-edit child) pairs, the epochs the child needs
+  to reach the parent's accuracy trained from scratch and from the parent's weights.
+
+Writes ``--out`` (JSON: setup, sizes, figures) and a per-architecture CSV next to it (joinable on
+``index``); per-run rows go to ``<out>.partial.jsonl`` as they finish, so a rerun resumes.
+
+    python bench/scripts/live_fidelity.py --archs 128 --out results/benchmarks/live_fidelity.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--archs", type=int, default=128)
+    p.add_argument("--out", default="results/benchmarks/live_fidelity.json")
+    p.add_argument("--minutes", type=float, default=30.0, help="time budget the sizes fit")
+    p.add_argument("--epochs", type=int, default=None, help="reference epochs (default: sized)")
+    p.add_argument("--pairs", type=int, default=6, help="inheritance (parent, child) pairs")
+    p.add_argument("--topk", type=int, default=10, help="early stopping: beat the k-th best")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from scipy.stats import kendalltau, spearmanr
+
+    from hwnas.bench.datasets import get_dataset
+    from hwnas.bench.training import (
+        EarlyStopping,
+        TrainRecipe,
+        benchmark_archs,
+        epochs_to_reach,
+        train_architecture,
+    )
+    from hwnas.latency import atomic_write_text
+    from hwnas.search import get_space
+
+    space, splits = get_space("nb201"), get_dataset("digits", seed=args.seed)
+    indices = benchmark_archs(args.archs)
+    archs = [space[i] for i in indices]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".partial.jsonl")
+    done: dict[tuple[int, str], dict] = {}
+    if partial.exists():
+        for line in partial.read_text().splitlines():
+            row = json.loads(line)
+            done[(row["index"], row["variant"])] = row
+        _log(f"resuming: {len(done)} runs already in {partial}")
+
+    t_script = time.perf_counter()
+    # Size the reference: one measured epoch per full-width and quarter-width training.
+    probe = train_architecture(space, archs[0], splits, TrainRecipe(epochs=1, seed=args.seed),
+                               keep_state=False)
+    probe_q = train_architecture(space, archs[0], splits,
+                                 TrainRecipe(epochs=1, width=0.25, seed=args.seed),
+                                 keep_state=False)
+    t_full, t_quarter = probe.seconds, probe_q.seconds
+    # per reference epoch: N x (full + quarter-width + quarter-data [~ full/4] + both [~ q/4])
+    # plus 2 x pairs full-width inheritance trainings (the parents are reference runs whose
+    # weights are kept); 10 % kept for slack.
+    per_epoch = (args.archs * (t_full + t_quarter + t_full / 4 + t_quarter / 4)
+                 + 2 * args.pairs * t_full)
+    sized = int(0.9 * args.minutes * 60 // per_epoch)
+    epochs = args.epochs or max(3, min(20, sized))
+    _log(f"one epoch: {t_full:.2f} s full width, {t_quarter:.2f} s quarter width; "
+         f"reference epochs {epochs} (budget-sized {sized})")
+
+    variants = {
+        "reference": TrainRecipe(epochs=epochs, seed=args.seed),
+        "width0.25": TrainRecipe(epochs=epochs, width=0.25, seed=args.seed),
+        "data0.25": TrainRecipe(epochs=epochs, train_fraction=0.25, seed=args.seed),
+        "width0.25+data0.25": TrainRecipe(epochs=epochs, width=0.25, train_fraction=0.25,
+                                          seed=args.seed),
+    }
+    parents: dict[int, dict] = {}
+    with partial.open("a") as log:
+        for name, recipe in variants.items():
+            for n, (i, a) in enumerate(zip(indices, archs, strict=True)):
+                if (i, name) in done:
+                    continue
+                keep = name == "reference" and n < args.pairs  # parents for inheritance
+                r = train_architecture(space, a, splits, recipe, keep_state=keep)
+                if keep:
+                    parents[i] = r.state_dict
+                row = {"index": i, "arch": space.format(a), "variant": name, **r.record()}
+                done[(i, name)] = row
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                if n % 16 == 0 or n == len(indices) - 1:
+                    _log(f"{name}: {n + 1}/{len(indices)} val {r.val_accuracy:.1f} "
+                         f"({r.seconds:.1f} s)")
+
+    ref = np.array([done[(i, "reference")]["val_accuracy"] for i in indices])
+    fidelities: dict[str, dict] = {}
+    top = max(1, math.ceil(0.1 * len(indices)))
+    ref_top = set(np.argsort(-ref, kind="stable")[:top])
+
+    def compare(name: str, scores: np.ndarray, seconds: list[float], epochs_: int,
+                recipe: dict) -> None:
+        tau = kendalltau(scores, ref).statistic
+        rho = spearmanr(scores, ref).statistic
+        overlap = len(ref_top & set(np.argsort(-scores, kind="stable")[:top])) / top
+        fidelities[name] = {"kendall_tau": float(tau), "spearman_rho": float(rho),
+                            "top10pct_overlap": overlap, "median_seconds": float(
+                                np.median(seconds)), "epochs": epochs_, "recipe": recipe,
+                            "mean_val_accuracy": float(np.mean(scores))}
+
+    ref_rows = [done[(i, "reference")] for i in indices]
+    for e in sorted({1, max(1, epochs // 2), epochs - 1} - {0}):
+        if e >= epochs:
+            continue
+        # a prefix costs its share of the reference run's time
+        compare(f"reference@epoch{e}", np.array([r["val_curve"][e - 1] for r in ref_rows]),
+                [r["seconds"] * e / r["epochs_run"] for r in ref_rows], e,
+                {"note": f"the reference run's validation accuracy after epoch {e} of {epochs}"})
+    for name, recipe in variants.items():
+        rows = [done[(i, name)] for i in indices]
+        compare(name, np.array([r["val_accuracy"] for r in rows]), [r["seconds"] for r in rows],
+                recipe.epochs, {k: v for k, v in recipe.__dict__.items()})
+    _log("fidelities: " + json.dumps({k: round(v["kendall_tau"], 3)
+                                      for k, v in fidelities.items()}))
+
+    # Early stopping replayed on the reference curves, in list order.
+    rule = EarlyStopping(k=args.topk, min_epochs=2, window=1)
+    stops = []
+    for r in ref_rows:
+        curve = r["val_curve"]
+        run = next((e for e in range(1, len(curve) + 1)
+                    if rule.should_stop(curve[:e], epochs)), len(curve))
+        stopped = run < len(curve)
+        if stopped:
+            rule.stopped_ += 1
+            rule.epochs_saved_ += len(curve) - run
+            stops.append(r["index"])
+        else:
+            rule.finals_.append(r["val_accuracy"])
+    final_top = set(np.argsort(-ref, kind="stable")[:args.topk])
+    wrongly = [indices[j] for j in final_top if indices[j] in stops]
+    early = {"rule": f"EarlyStopping(k={args.topk}, min_epochs=2, window=1)",
+             "runs": len(ref_rows), "stopped": rule.stopped_,
+             "epochs_saved": rule.epochs_saved_, "epochs_total": epochs * len(ref_rows),
+             "fraction_saved": rule.epochs_saved_ / (epochs * len(ref_rows)),
+             "true_topk_stopped": wrongly}
+    _log(f"early stopping: {early}")
+
+    # Weight inheritance: parent = a benchmark architecture, child = one random mutation.
+    rng = np.random.default_rng(args.seed)
+    pairs = []
+    recipe = variants["reference"]
+    for j in range(args.pairs):
+        parent = archs[j]
+        child = space.mutate(parent, rng)
+        key = (indices[j], "inherit")
+        if key in done:
+            pairs.append(done[key])
+            continue
+        if indices[j] not in parents:  # resumed after the reference phase: train it again
+            parents[indices[j]] = train_architecture(space, parent, splits, recipe).state_dict
+        scratch = train_architecture(space, child, splits, recipe, keep_state=False)
+        inh = train_architecture(space, child, splits, recipe, init_state=parents[indices[j]],
+                                 keep_state=False)
+        target = done[(indices[j], "reference")]["val_accuracy"]
+        row = {"index": indices[j], "variant": "inherit", "parent": space.format(parent),
+               "child": space.format(child), "parent_val": target,
+               "tensors_inherited": inh.inherited,
+               "scratch_curve": scratch.val_curve, "inherit_curve": inh.val_curve,
+               "scratch_epochs_to_parent": epochs_to_reach(scratch.val_curve, target),
+               "inherit_epochs_to_parent": epochs_to_reach(inh.val_curve, target)}
+        done[key] = row
+        pairs.append(row)
+        with partial.open("a") as log:
+            log.write(json.dumps(row) + "\n")
+        _log(f"inherit {j + 1}/{args.pairs}: scratch {row['scratch_epochs_to_parent']} "
+             f"inherit {row['inherit_epochs_to_parent']} epochs")
+
+    def summary(key: str) -> dict:
+        vals = [r[key] for r in pairs]
+        reached = [v for v in vals if v is not None]
+        return {"reached": len(reached), "of": len(vals),
+                "median_epochs_when_reached": float(np.median(reached)) if reached else None,
+                # never reached counts as epochs + 1: a lower bound on what it would need
+                "mean_epochs_unreached_as_E+1": float(np.mean(
+                    [v if v is not None else epochs + 1 for v in vals]))}
+
+    inheritance = {"pairs": len(pairs), "epochs": epochs,
+                   "scratch": summary("scratch_epochs_to_parent"),
+                   "inherited": summary("inherit_epochs_to_parent"),
+                   "mean_epoch1_val_scratch": float(np.mean([r["scratch_curve"][0]
+                                                             for r in pairs])),
+                   "mean_epoch1_val_inherited": float(np.mean([r["inherit_curve"][0]
+                                                               for r in pairs])),
+                   "details": pairs}
+    _log(f"inheritance: scratch {inheritance['scratch']} inherited {inheritance['inherited']}")
+
+    import pandas as pd
+
+    table = pd.DataFrame({"index": indices, "arch": [space.format(a) for a in archs]})
+    for name in variants:
+        table[f"{name}_val"] = [done[(i, name)]["val_accuracy"] for i in indices]
+        table[f"{name}_test"] = [done[(i, name)]["test_accuracy"] for i in indices]
+        table[f"{name}_seconds"] = [done[(i, name)]["seconds"] for i in indices]
+    for e in range(1, epochs):
+        table[f"reference_val_epoch{e}"] = [r["val_curve"][e - 1] for r in ref_rows]
+    atomic_write_text(out.with_suffix(".csv"), table.to_csv(index=False))
+    import platform
+
+    result = {
+        "benchmark": "live_fidelity", "dataset": splits.describe(), "space": "nb201",
+        "archs": args.archs, "arch_list": "numpy.random.default_rng(2026).permutation(15625)"
+        f"[:{args.archs}]", "seed": args.seed, "threads": torch.get_num_threads(),
+        "sizing": {"minutes_budget": args.minutes, "one_epoch_full_s": t_full,
+                   "one_epoch_quarter_width_s": t_quarter, "reference_epochs": epochs,
+                   "budget_sized_epochs": sized},
+        "fidelities": fidelities, "early_stopping": early, "inheritance": inheritance,
+        "wall_seconds": time.perf_counter() - t_script,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_text(out, json.dumps(result, indent=2))
+    _log(f"wrote {out} and {out.with_suffix('.csv')} in {result['wall_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
