@@ -281,7 +281,8 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
 @cli.command()
 @click.option("--space", "space_name", required=True, help="nb201, fbnet or ofa.")
 @click.option("--task", default=None,
-              help="Accuracy column [default: cifar10_test_200ep for nb201].")
+              help="Accuracy column, or a CSV of arch and accuracy such as a predicted table "
+                   "[default: cifar10_test_200ep for nb201].")
 @click.option("--device", default=None,
               help="Public device, profiled device, device-table path, or live:RUNTIME.")
 @click.option("--objectives", default="accuracy,latency", show_default=True,
@@ -337,7 +338,9 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
         dataset = dataset or "digits"
         if dataset not in list_datasets():
             get_dataset(dataset)  # raises the error that lists the valid names
-    table_accuracy = "accuracy" in names and evaluate == "table"
+    from .problem import is_accuracy_file
+
+    table_accuracy = "accuracy" in names and evaluate == "table" and not is_accuracy_file(task)
     try:
         tables = load_tables(space_name)
     except DataNotFoundError:

@@ -52,7 +52,7 @@ from typing import Any
 
 from hwnas.search import HwnasError, list_strategies
 
-from .problem import OBJECTIVES, SearchConfig
+from .problem import OBJECTIVES, SearchConfig, is_accuracy_file
 
 __all__ = ["CompareConfig", "ConfigError", "RunSpec", "load_config", "run_compare", "run_one",
            "EXECUTORS"]
@@ -268,7 +268,8 @@ def run_one(spec: RunSpec, out: str, data_dir: str | None) -> dict[str, Any]:
             try:
                 tables = load_tables(spec.config.space, data_dir)
             except HwnasError:
-                if "accuracy" in spec.config.objectives:
+                if "accuracy" in spec.config.objectives and not is_accuracy_file(
+                        spec.config.task):
                     raise
                 tables = None
             record = run_problem(spec.config, tables, folder)

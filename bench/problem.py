@@ -44,6 +44,7 @@ from .devices import resolve_device
 from .tables import BenchmarkTables
 
 __all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives",
+           "is_accuracy_file",
            "OBJECTIVES", "EVALUATE", "run_problem"]
 
 OBJECTIVES = ("accuracy", "latency", "params", "flops")
@@ -112,6 +113,13 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
             raise UnknownNameError("objective", name, OBJECTIVES)
         if name == "accuracy" and evaluate == "train":
             out.append(Objective("accuracy", _live_accuracy(space, dataset, train), "max"))
+        elif name == "accuracy" and is_accuracy_file(task):
+            # a predicted table (hwnas accuracy adapt) or any CSV of arch and accuracy
+            from hwnas.meta import PredictedAccuracy
+
+            out.append(Objective("accuracy", PredictedAccuracy.from_csv(task, space,
+                                                                        name=f"accuracy:{task}"),
+                                 "max"))
         elif name == "accuracy":
             if tables is None or task is None:
                 raise HwnasError("the accuracy objective needs the public tables and --task")
@@ -123,6 +131,11 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
         else:
             out.append(Objective(name, ModelStatSource(space, name), "min"))
     return out
+
+
+def is_accuracy_file(task: str | None) -> bool:
+    """Whether ``task`` names an accuracy table on disk (a CSV) rather than a public column."""
+    return task is not None and (task.endswith(".csv") or Path(task).is_file())
 
 
 def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | None

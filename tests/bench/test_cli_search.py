@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -83,3 +84,28 @@ def test_missing_metrics_are_skipped_and_counted(capsys, synthetic_data, tmp_pat
     ev = pd.read_csv(tmp_path / "run" / "evaluations.csv")
     assert set(ev["arch"]) <= set(table["arch"])
     assert space.parse(ev["arch"][0]) is not None
+
+
+def test_a_predicted_accuracy_table_is_an_objective(capsys, tmp_path):
+    """--task takes a CSV of arch and accuracy (``hwnas accuracy adapt``'s output): no tables."""
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    archs = {space.sample(rng) for _ in range(300)}
+    table = pd.DataFrame({"arch": [space.format(a) for a in archs],
+                          "accuracy": rng.uniform(10, 95, len(archs))})
+    table.to_csv(tmp_path / "predicted.csv", index=False)
+    code, _, err = run(capsys, "search", "--space", "nb201", "--task",
+                       str(tmp_path / "predicted.csv"), "--objectives", "accuracy,params",
+                       "--strategy", "random", "--budget", "30", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    ev = pd.read_csv(tmp_path / "run" / "evaluations.csv")
+    known = dict(zip(table["arch"], table["accuracy"], strict=True))
+    # architectures outside the predicted table are skipped, the others carry its values
+    assert len(ev) >= 1 and all(known[a] == pytest.approx(v)
+                                for a, v in zip(ev["arch"], ev["accuracy"], strict=True))
+
+    table.drop(columns="arch").to_csv(tmp_path / "bad.csv", index=False)
+    code, _, err = run(capsys, "search", "--space", "nb201", "--task", str(tmp_path / "bad.csv"),
+                       "--objectives", "accuracy,params", "--budget", "5",
+                       "--out", str(tmp_path / "bad"))
+    assert code == 2 and "missing column(s) arch" in err and err.count("\n") == 1
