@@ -60,13 +60,18 @@ class TrainRecipe:
     """How one architecture is trained: SGD (Nesterov momentum) with a cosine schedule.
 
     The defaults follow NAS-Bench-201's recipe (SGD, momentum 0.9, Nesterov, lr 0.1 cosine to 0,
-    weight decay 5e-4; batch 256 there, 128 here for a small dataset). ``train_fraction`` and
-    ``width`` (a multiplier on the space's channel counts) are the fidelity knobs besides
-    ``epochs``.
+    weight decay 5e-4) with a batch sized for small datasets: NB-201 uses 256 on CIFAR's 50,000
+    images (~196 steps an epoch); on digits' 1,077 training images batch 32 gives 34 steps an
+    epoch (batch 128 gave 9, and 3 epochs left the networks at ~55 % mean validation accuracy).
+    Measured on one thread at full width (C=16), batch 32, lr 0.1: good cells reach 95-98 %
+    validation accuracy within 3-6 epochs of a 6-epoch cosine run, at 2-5 s an epoch.
+    ``train_fraction`` and ``width`` (a multiplier on the space's channel counts) are the
+    fidelity knobs besides ``epochs``. The number of cells per stage stays NB-201's 5 (the
+    space's ``build`` does not expose it).
     """
 
-    epochs: int = 12
-    batch_size: int = 128
+    epochs: int = 6
+    batch_size: int = 32
     lr: float = 0.1
     momentum: float = 0.9
     nesterov: bool = True

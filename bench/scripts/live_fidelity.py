@@ -3,8 +3,10 @@
 For the first ``--archs`` architectures of :func:`hwnas.bench.training.benchmark_archs` (a fixed
 permutation of NB-201 indices, shared with the one-shot benchmark) on scikit-learn's digits:
 
-- the **reference**: full width (C=16), the full training set, ``E`` epochs, where ``E`` is sized
-  from one measured epoch so the whole script fits ``--minutes`` on one thread;
+- the **reference**: full width (C=16), the full training set, ``E`` epochs of the default
+  :class:`~hwnas.bench.training.TrainRecipe` (batch 32), where ``E`` is ``--epochs`` or else
+  sized from one measured epoch so the whole script fits ``--minutes`` on one thread (an explicit
+  ``--epochs`` always wins);
 - low fidelities: the reference's own accuracy after fewer epochs (the curve prefix: free), and
   separate trainings with a quarter of the training set, a quarter of the width, and both;
 - per fidelity, Kendall's tau and Spearman's rho against the reference's final validation
@@ -16,9 +18,12 @@ permutation of NB-201 indices, shared with the one-shot benchmark) on scikit-lea
   to reach the parent's accuracy trained from scratch and from the parent's weights.
 
 Writes ``--out`` (JSON: setup, sizes, figures) and a per-architecture CSV next to it (joinable on
-``index``); per-run rows go to ``<out>.partial.jsonl`` as they finish, so a rerun resumes.
+``index``); per-run rows go to ``<out>.partial.jsonl`` as they finish, so a rerun resumes (rows
+carry their recipe's key: those of another recipe are retrained, not reused). The JSON's
+``sizes`` gives each fidelity's training images, channels, epochs and SGD steps.
 
-    python bench/scripts/live_fidelity.py --archs 128 --out results/benchmarks/live_fidelity.json
+    python bench/scripts/live_fidelity.py --archs 100 --epochs 3 \
+        --out results/benchmarks/live_fidelity.json
 """
 
 from __future__ import annotations
@@ -70,11 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".partial.jsonl")
     done: dict[tuple[int, str], dict] = {}
-    if partial.exists():
-        for line in partial.read_text().splitlines():
-            row = json.loads(line)
-            done[(row["index"], row["variant"])] = row
-        _log(f"resuming: {len(done)} runs already in {partial}")
 
     t_script = time.perf_counter()
     # Size the reference: one measured epoch per full-width and quarter-width training.
@@ -101,6 +101,19 @@ def main(argv: list[str] | None = None) -> int:
         "width0.25+data0.25": TrainRecipe(epochs=epochs, width=0.25, train_fraction=0.25,
                                           seed=args.seed),
     }
+    # Resume only rows trained with the same recipe (a row carries its recipe's key; rows from
+    # another recipe, or from before keys were recorded, are retrained).
+    keys = {name: r.key() for name, r in variants.items()}
+    keys["inherit"] = keys["reference"]
+    if partial.exists():
+        stale = 0
+        for line in partial.read_text().splitlines():
+            row = json.loads(line)
+            if row.get("recipe_key") == keys.get(row["variant"]):
+                done[(row["index"], row["variant"])] = row
+            else:
+                stale += 1
+        _log(f"resuming: {len(done)} runs already in {partial} ({stale} of other recipes ignored)")
     parents: dict[int, dict] = {}
     with partial.open("a") as log:
         for name, recipe in variants.items():
@@ -111,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = train_architecture(space, a, splits, recipe, keep_state=keep)
                 if keep:
                     parents[i] = r.state_dict
-                row = {"index": i, "arch": space.format(a), "variant": name, **r.record()}
+                row = {"index": i, "arch": space.format(a), "variant": name,
+                       "recipe_key": keys[name], **r.record()}
                 done[(i, name)] = row
                 log.write(json.dumps(row) + "\n")
                 log.flush()
@@ -123,6 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     fidelities: dict[str, dict] = {}
     top = max(1, math.ceil(0.1 * len(indices)))
     ref_top = set(np.argsort(-ref, kind="stable")[:top])
+
+    n_train = len(splits.train)
+
+    def size(r: TrainRecipe) -> dict:
+        """What one evaluation of a fidelity trains: images, channels, epochs, SGD steps."""
+        images = n_train if r.train_fraction >= 1 else min(n_train, max(
+            r.batch_size, int(round(r.train_fraction * n_train))))
+        return {"train_images": images, "channels_c": max(1, int(round(16 * r.width))),
+                "epochs": r.epochs, "batch_size": r.batch_size,
+                "sgd_steps": r.epochs * math.ceil(images / r.batch_size)}
 
     def compare(name: str, scores: np.ndarray, seconds: list[float], epochs_: int,
                 recipe: dict) -> None:
@@ -141,11 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         # a prefix costs its share of the reference run's time
         compare(f"reference@epoch{e}", np.array([r["val_curve"][e - 1] for r in ref_rows]),
                 [r["seconds"] * e / r["epochs_run"] for r in ref_rows], e,
-                {"note": f"the reference run's validation accuracy after epoch {e} of {epochs}"})
+                {"note": f"the reference run's validation accuracy after epoch {e} of {epochs}",
+                 "size": {**size(variants["reference"]), "epochs": e,
+                          "sgd_steps": e * size(variants["reference"])["sgd_steps"] // epochs}})
     for name, recipe in variants.items():
         rows = [done[(i, name)] for i in indices]
         compare(name, np.array([r["val_accuracy"] for r in rows]), [r["seconds"] for r in rows],
-                recipe.epochs, {k: v for k, v in recipe.__dict__.items()})
+                recipe.epochs, {**recipe.__dict__, "size": size(recipe)})
     _log("fidelities: " + json.dumps({k: round(v["kendall_tau"], 3)
                                       for k, v in fidelities.items()}))
 
@@ -189,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         inh = train_architecture(space, child, splits, recipe, init_state=parents[indices[j]],
                                  keep_state=False)
         target = done[(indices[j], "reference")]["val_accuracy"]
-        row = {"index": indices[j], "variant": "inherit", "parent": space.format(parent),
+        row = {"index": indices[j], "variant": "inherit", "recipe_key": keys["inherit"],
+               "parent": space.format(parent),
                "child": space.format(child), "parent_val": target,
                "tensors_inherited": inh.inherited,
                "scratch_curve": scratch.val_curve, "inherit_curve": inh.val_curve,
@@ -237,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "live_fidelity", "dataset": splits.describe(), "space": "nb201",
         "archs": args.archs, "arch_list": "numpy.random.default_rng(2026).permutation(15625)"
         f"[:{args.archs}]", "seed": args.seed, "threads": torch.get_num_threads(),
-        "sizing": {"minutes_budget": args.minutes, "one_epoch_full_s": t_full,
+        "sizes": {"archs": len(indices), "train_images": n_train,
+                  "val_images": len(splits.val), "test_images": len(splits.test),
+                  "per_fidelity": {k: v["recipe"]["size"] for k, v in fidelities.items()}},
+        "sizing": {"minutes_budget": args.minutes, "epochs_from": "--epochs"
+                   if args.epochs else "budget", "one_epoch_full_s": t_full,
                    "one_epoch_quarter_width_s": t_quarter, "reference_epochs": epochs,
                    "budget_sized_epochs": sized},
         "fidelities": fidelities, "early_stopping": early, "inheritance": inheritance,
