@@ -3,12 +3,14 @@
 For the first ``--archs`` architectures of :func:`hwnas.bench.training.benchmark_archs` (a fixed
 permutation of NB-201 indices, shared with the one-shot benchmark) on scikit-learn's digits:
 
-- the **reference**: full width (C=16), the full training set, ``E`` epochs of the default
-  :class:`~hwnas.bench.training.TrainRecipe` (batch 32), where ``E`` is ``--epochs`` or else
-  sized from one measured epoch so the whole script fits ``--minutes`` on one thread (an explicit
-  ``--epochs`` always wins);
+- the **reference**: full width (C=16), the full training set, ``--ref-epochs`` epochs (default
+  4 x the low-fidelity epochs) of the default :class:`~hwnas.bench.training.TrainRecipe`
+  (batch 32);
 - low fidelities: the reference's own accuracy after fewer epochs (the curve prefix: free), and
-  separate trainings with a quarter of the training set, a quarter of the width, and both;
+  separate ``--epochs``-epoch trainings (``E`` is ``--epochs`` or else sized from one measured
+  epoch so the whole script fits ``--minutes`` on one thread) of the default recipe, with a
+  quarter of the training set, a quarter of the width, and both; with ``--supernet-scores`` (the
+  one-shot benchmark's per-architecture CSV), the weight-sharing supernet's accuracy too;
 - per fidelity, Kendall's tau and Spearman's rho against the reference's final validation
   accuracy, the overlap of the top 10 %, and the median seconds per evaluation;
 - early stopping (learning-curve rule, top-k) applied to the reference runs in list order. The
@@ -22,7 +24,8 @@ Writes ``--out`` (JSON: setup, sizes, figures) and a per-architecture CSV next t
 carry their recipe's key: those of another recipe are retrained, not reused). The JSON's
 ``sizes`` gives each fidelity's training images, channels, epochs and SGD steps.
 
-    python bench/scripts/live_fidelity.py --archs 100 --epochs 3 \
+    python bench/scripts/live_fidelity.py --archs 100 --epochs 3 --ref-epochs 12 \
+        --supernet-scores results/benchmarks/supernet_scores.csv \
         --out results/benchmarks/live_fidelity.json
 """
 
@@ -48,13 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--archs", type=int, default=128)
     p.add_argument("--out", default="results/benchmarks/live_fidelity.json")
     p.add_argument("--minutes", type=float, default=30.0, help="time budget the sizes fit")
-    p.add_argument("--epochs", type=int, default=None, help="reference epochs (default: sized)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the low-fidelity runs (default: sized)")
+    p.add_argument("--ref-epochs", type=int, default=None,
+                   help="epochs of the reference run (default: 4 x --epochs)")
+    p.add_argument("--supernet-scores", default=None,
+                   help="CSV with index and supernet_val_acc (oneshot_benchmark.py's output)")
     p.add_argument("--pairs", type=int, default=6, help="inheritance (parent, child) pairs")
     p.add_argument("--topk", type=int, default=10, help="early stopping: beat the k-th best")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
+    import pandas as pd
     from scipy.stats import kendalltau, spearmanr
 
     from hwnas.bench.datasets import get_dataset
@@ -84,18 +93,27 @@ def main(argv: list[str] | None = None) -> int:
                                  TrainRecipe(epochs=1, width=0.25, seed=args.seed),
                                  keep_state=False)
     t_full, t_quarter = probe.seconds, probe_q.seconds
-    # per reference epoch: N x (full + quarter-width + quarter-data [~ full/4] + both [~ q/4])
+    # per low-fidelity epoch: N x (reference [ratio x full] + full + quarter-width + quarter-data
+    # [~ full/4] + both [~ q/4])
     # plus 2 x pairs full-width inheritance trainings (the parents are reference runs whose
     # weights are kept); 10 % kept for slack.
-    per_epoch = (args.archs * (t_full + t_quarter + t_full / 4 + t_quarter / 4)
+    ratio = (args.ref_epochs / args.epochs) if args.ref_epochs and args.epochs else 4
+    per_epoch = (args.archs * (ratio * t_full + t_full + t_quarter + t_full / 4 + t_quarter / 4)
                  + 2 * args.pairs * t_full)
     sized = int(0.9 * args.minutes * 60 // per_epoch)
     epochs = args.epochs or max(3, min(20, sized))
     _log(f"one epoch: {t_full:.2f} s full width, {t_quarter:.2f} s quarter width; "
-         f"reference epochs {epochs} (budget-sized {sized})")
+         f"low-fidelity epochs {epochs} (budget-sized {sized})")
 
+    ref_epochs = args.ref_epochs or 4 * epochs
+    if ref_epochs <= epochs:
+        p.error(f"--ref-epochs ({ref_epochs}) must exceed the low-fidelity epochs ({epochs})")
+    _log(f"reference: {ref_epochs} epochs")
+    # The reference is the longer run every cheaper fidelity is ranked against; "epochsN" is the
+    # default recipe at the low-fidelity epoch count (its own cosine schedule, not a prefix).
     variants = {
-        "reference": TrainRecipe(epochs=epochs, seed=args.seed),
+        "reference": TrainRecipe(epochs=ref_epochs, seed=args.seed),
+        f"epochs{epochs}": TrainRecipe(epochs=epochs, seed=args.seed),
         "width0.25": TrainRecipe(epochs=epochs, width=0.25, seed=args.seed),
         "data0.25": TrainRecipe(epochs=epochs, train_fraction=0.25, seed=args.seed),
         "width0.25+data0.25": TrainRecipe(epochs=epochs, width=0.25, train_fraction=0.25,
@@ -103,14 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     # Resume only rows trained with the same recipe (a row carries its recipe's key; rows from
     # another recipe, or from before keys were recorded, are retrained).
+    low = f"epochs{epochs}"
     keys = {name: r.key() for name, r in variants.items()}
-    keys["inherit"] = keys["reference"]
+    keys["inherit"] = keys[low]
+    by_key = {k: name for name, k in keys.items() if name != "inherit"}
     if partial.exists():
         stale = 0
         for line in partial.read_text().splitlines():
             row = json.loads(line)
-            if row.get("recipe_key") == keys.get(row["variant"]):
-                done[(row["index"], row["variant"])] = row
+            # a training run is matched by its recipe, whatever the variant was called then
+            name = "inherit" if row["variant"] == "inherit" else by_key.get(row.get("recipe_key"))
+            if name is not None and row.get("recipe_key") == keys[name]:
+                done[(row["index"], name)] = {**row, "variant": name}
             else:
                 stale += 1
         _log(f"resuming: {len(done)} runs already in {partial} ({stale} of other recipes ignored)")
@@ -120,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             for n, (i, a) in enumerate(zip(indices, archs, strict=True)):
                 if (i, name) in done:
                     continue
-                keep = name == "reference" and n < args.pairs  # parents for inheritance
+                keep = name == low and n < args.pairs  # parents for inheritance
                 r = train_architecture(space, a, splits, recipe, keep_state=keep)
                 if keep:
                     parents[i] = r.state_dict
@@ -155,23 +177,34 @@ def main(argv: list[str] | None = None) -> int:
         overlap = len(ref_top & set(np.argsort(-scores, kind="stable")[:top])) / top
         fidelities[name] = {"kendall_tau": float(tau), "spearman_rho": float(rho),
                             "top10pct_overlap": overlap, "median_seconds": float(
-                                np.median(seconds)), "epochs": epochs_, "recipe": recipe,
+                                np.median(seconds)) if seconds else None, "epochs": epochs_,
+                            "recipe": recipe,
                             "mean_val_accuracy": float(np.mean(scores))}
 
     ref_rows = [done[(i, "reference")] for i in indices]
-    for e in sorted({1, max(1, epochs // 2), epochs - 1} - {0}):
-        if e >= epochs:
+    for e in sorted({1, epochs, ref_epochs // 2, ref_epochs - 1} - {0}):
+        if e >= ref_epochs:
             continue
         # a prefix costs its share of the reference run's time
         compare(f"reference@epoch{e}", np.array([r["val_curve"][e - 1] for r in ref_rows]),
                 [r["seconds"] * e / r["epochs_run"] for r in ref_rows], e,
-                {"note": f"the reference run's validation accuracy after epoch {e} of {epochs}",
+                {"note": f"the reference run's validation accuracy after epoch {e} of "
+                         f"{ref_epochs}",
                  "size": {**size(variants["reference"]), "epochs": e,
-                          "sgd_steps": e * size(variants["reference"])["sgd_steps"] // epochs}})
+                          "sgd_steps": e * size(variants["reference"])["sgd_steps"]
+                          // ref_epochs}})
     for name, recipe in variants.items():
         rows = [done[(i, name)] for i in indices]
         compare(name, np.array([r["val_accuracy"] for r in rows]), [r["seconds"] for r in rows],
                 recipe.epochs, {**recipe.__dict__, "size": size(recipe)})
+    if args.supernet_scores:
+        sn = pd.read_csv(args.supernet_scores).set_index("index")["supernet_val_acc"]
+        missing = [i for i in indices if i not in sn.index]
+        if missing:
+            p.error(f"{args.supernet_scores} lacks {len(missing)} of the {len(indices)} "
+                    "architectures; run oneshot_benchmark.py with at least as many")
+        compare("supernet", sn.loc[indices].to_numpy(dtype=float), [], 0,
+                {"note": f"weight-sharing supernet accuracy, from {args.supernet_scores}"})
     _log("fidelities: " + json.dumps({k: round(v["kendall_tau"], 3)
                                       for k, v in fidelities.items()}))
 
@@ -181,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in ref_rows:
         curve = r["val_curve"]
         run = next((e for e in range(1, len(curve) + 1)
-                    if rule.should_stop(curve[:e], epochs)), len(curve))
+                    if rule.should_stop(curve[:e], ref_epochs)), len(curve))
         stopped = run < len(curve)
         if stopped:
             rule.stopped_ += 1
@@ -193,15 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     wrongly = [indices[j] for j in final_top if indices[j] in stops]
     early = {"rule": f"EarlyStopping(k={args.topk}, min_epochs=2, window=1)",
              "runs": len(ref_rows), "stopped": rule.stopped_,
-             "epochs_saved": rule.epochs_saved_, "epochs_total": epochs * len(ref_rows),
-             "fraction_saved": rule.epochs_saved_ / (epochs * len(ref_rows)),
+             "epochs_saved": rule.epochs_saved_, "epochs_total": ref_epochs * len(ref_rows),
+             "fraction_saved": rule.epochs_saved_ / (ref_epochs * len(ref_rows)),
              "true_topk_stopped": wrongly}
     _log(f"early stopping: {early}")
 
     # Weight inheritance: parent = a benchmark architecture, child = one random mutation.
     rng = np.random.default_rng(args.seed)
     pairs = []
-    recipe = variants["reference"]
+    recipe = variants[low]
     for j in range(args.pairs):
         parent = archs[j]
         child = space.mutate(parent, rng)
@@ -214,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = train_architecture(space, child, splits, recipe, keep_state=False)
         inh = train_architecture(space, child, splits, recipe, init_state=parents[indices[j]],
                                  keep_state=False)
-        target = done[(indices[j], "reference")]["val_accuracy"]
+        target = done[(indices[j], low)]["val_accuracy"]
         row = {"index": indices[j], "variant": "inherit", "recipe_key": keys["inherit"],
                "parent": space.format(parent),
                "child": space.format(child), "parent_val": target,
@@ -248,14 +281,12 @@ def main(argv: list[str] | None = None) -> int:
                    "details": pairs}
     _log(f"inheritance: scratch {inheritance['scratch']} inherited {inheritance['inherited']}")
 
-    import pandas as pd
-
     table = pd.DataFrame({"index": indices, "arch": [space.format(a) for a in archs]})
     for name in variants:
         table[f"{name}_val"] = [done[(i, name)]["val_accuracy"] for i in indices]
         table[f"{name}_test"] = [done[(i, name)]["test_accuracy"] for i in indices]
         table[f"{name}_seconds"] = [done[(i, name)]["seconds"] for i in indices]
-    for e in range(1, epochs):
+    for e in range(1, ref_epochs):
         table[f"reference_val_epoch{e}"] = [r["val_curve"][e - 1] for r in ref_rows]
     atomic_write_text(out.with_suffix(".csv"), table.to_csv(index=False))
     import platform
@@ -266,10 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         f"[:{args.archs}]", "seed": args.seed, "threads": torch.get_num_threads(),
         "sizes": {"archs": len(indices), "train_images": n_train,
                   "val_images": len(splits.val), "test_images": len(splits.test),
-                  "per_fidelity": {k: v["recipe"]["size"] for k, v in fidelities.items()}},
+                  "per_fidelity": {k: v["recipe"]["size"] for k, v in fidelities.items()
+                                   if "size" in v["recipe"]}},
         "sizing": {"minutes_budget": args.minutes, "epochs_from": "--epochs"
                    if args.epochs else "budget", "one_epoch_full_s": t_full,
-                   "one_epoch_quarter_width_s": t_quarter, "reference_epochs": epochs,
+                   "one_epoch_quarter_width_s": t_quarter, "low_fidelity_epochs": epochs,
+                   "reference_epochs": ref_epochs,
                    "budget_sized_epochs": sized},
         "fidelities": fidelities, "early_stopping": early, "inheritance": inheritance,
         "wall_seconds": time.perf_counter() - t_script,
