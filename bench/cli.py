@@ -300,15 +300,28 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
               help="Accuracy from the public tables, or by training each network now.")
 @click.option("--dataset", default=None, help="With --evaluate train: the task [default: digits].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="With --evaluate train: epochs per network [default: 12].")
+              help="With --evaluate train: epochs per network [default: 6].")
 @click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="With --evaluate train: part of the training set used [default: 1].")
 @click.option("--width", type=click.FloatRange(0, 4, min_open=True), default=None,
               help="With --evaluate train: channel-width multiplier [default: 1].")
+@click.option("--early-stop", type=click.IntRange(min=1), default=None, metavar="K",
+              help="With --evaluate train: stop runs whose learning curve cannot reach the top K.")
+@click.option("--inherit", is_flag=True, default=False,
+              help="With --evaluate train: start each network from a trained one-edit "
+                   "neighbour's weights where names and shapes match.")
+@click.option("--executor", type=click.Choice(["serial", "process", "ray"]), default="serial",
+              show_default=True,
+              help="With --evaluate train: where trainings run (ray: RAY_ADDRESS or a local "
+                   "Ray).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --executor process or ray: networks trained at once (the strategy "
+                   "proposes this many per step).")
 def search(space_name: str, task: str | None, device: str | None, objectives: str,
            strategy: str, budget: int, seed: int, constraints: tuple[str, ...],
            out: Path | None, evaluate: str, dataset: str | None, epochs: int | None,
-           train_fraction: float | None, width: float | None) -> None:
+           train_fraction: float | None, width: float | None, early_stop: int | None,
+           inherit: bool, executor: str, workers: int) -> None:
     """Multi-objective search over a space's metrics; writes evaluations, front and run record.
 
     With --evaluate train, accuracy is the validation accuracy of training each network on
@@ -329,9 +342,13 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
     names = [n.strip() for n in objectives.split(",") if n.strip()]
     train = {k: v for k, v in (("epochs", epochs), ("train_fraction", train_fraction),
                                ("width", width), ("seed", seed)) if v is not None}
-    if evaluate == "table" and (dataset or len(train) > 1):
-        raise click.BadParameter("--dataset, --epochs, --train-fraction and --width need "
-                                 "--evaluate train", param_hint="--evaluate")
+    live = {"early_stop": early_stop, "inherit": inherit, "executor": executor,
+            "workers": workers}
+    if evaluate == "table" and (dataset or len(train) > 1 or early_stop or inherit
+                                or executor != "serial"):
+        raise click.BadParameter("--dataset, --epochs, --train-fraction, --width, --early-stop, "
+                                 "--inherit and --executor need --evaluate train",
+                                 param_hint="--evaluate")
     if evaluate == "train":
         from .datasets import get_dataset, list_datasets
 
@@ -351,7 +368,9 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
         task = "cifar10_test_200ep" if "cifar10_test_200ep" in tables.tasks else tables.tasks[0]
     config = SearchConfig(space_name, names, strategy, budget, seed, task, device,
                           list(constraints), evaluate=evaluate, dataset=dataset,
-                          train=train if evaluate == "train" else {})
+                          train=train if evaluate == "train" else {},
+                          live=live if evaluate == "train" else {},
+                          batch=workers if evaluate == "train" and executor != "serial" else 1)
     out = out or results_dir() / "runs" / space_name / strategy / str(seed)
     with _progress(f"{strategy} on {space_name}") as advance:
         record = run_problem(config, tables, out,
@@ -363,7 +382,9 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
         t = record["training"]
         click.echo(f"trained {t['trained']} networks ({t['epochs_run']} epochs, "
                    f"{t['train_seconds']:.0f} s), {t['cache_hits']} from the cache, "
-                   f"{t['epochs_saved']} epochs saved by early stopping")
+                   f"{t['epochs_saved']} epochs saved by early stopping"
+                   + (f", {t['inherited_runs']} started from a parent's weights"
+                      if inherit else ""))
 
 
 # ---------------------------------------------------------------------- helpers

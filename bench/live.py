@@ -51,6 +51,12 @@ def default_live_cache() -> Path:
     return cache_root() / "live"
 
 
+def _atomic_save(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+
+
 def _train_job(space: Space, arch: Architecture, splits: ImageSplits, recipe: TrainRecipe,
                init_state: Mapping[str, torch.Tensor] | None,
                early_stopping: EarlyStopping | None, keep_state: bool,
@@ -78,8 +84,10 @@ class LiveAccuracy(MetricSource):
         early_stopping: stop runs that cannot reach the k-th best (stopped runs report the
             accuracy they reached, a pessimistic value that keeps them out of the top k).
         inherit: start each run from a parent's weights: ``True`` takes the parent from
-            :meth:`set_parents` if given, else any already trained one-edit neighbour
-            (``space.neighbours``); ``False`` trains from scratch.
+            :meth:`set_parents` if given, else the first one-edit neighbour
+            (``space.neighbours``) evaluated earlier with weights to give; ``False`` trains
+            from scratch. With the cache on, trained weights are saved next to each result
+            (``.pt``, a few MB each) so a rerun picks the same parents and hits the cache.
         executor: ``serial``, ``process`` (spawn pool of ``workers``) or ``ray``.
         report: ``val`` (what a search should see) or ``test``.
         threads: torch threads per training (1: deterministic and polite on shared machines).
@@ -121,6 +129,9 @@ class LiveAccuracy(MetricSource):
         self._parents: dict[Architecture, Architecture] = {}
         # Trained weights for inheritance, oldest dropped first (they are small but many).
         self._states: OrderedDict[Architecture, dict[str, torch.Tensor]] = OrderedDict()
+        # Every architecture evaluated so far -> the parent its result was keyed by (the
+        # candidates for inheritance, and where their saved weights are).
+        self._evaluated: dict[Architecture, Architecture | None] = {}
         self._pool: Executor | None = None
         self._ray_started = False
 
@@ -129,16 +140,31 @@ class LiveAccuracy(MetricSource):
         """Tell the source which architecture each child was mutated from (the strategy knows)."""
         self._parents.update(parents)
 
-    def _parent_state(self, arch: Architecture) -> tuple[Architecture | None, dict | None]:
+    def _has_state(self, arch: Architecture) -> bool:
+        if arch in self._states:
+            return True
+        return (self.cache and arch in self._evaluated
+                and self._state_path(arch, self._evaluated[arch]).is_file())
+
+    def _state(self, arch: Architecture) -> dict[str, torch.Tensor]:
+        if arch in self._states:
+            return self._states[arch]
+        return torch.load(self._state_path(arch, self._evaluated[arch]), weights_only=True)
+
+    def _parent(self, arch: Architecture) -> Architecture | None:
+        """The architecture whose weights ``arch`` starts from, or ``None``.
+
+        Only architectures evaluated before this one count, in a fixed order, and a cached
+        result keeps its weights on disk: the same search picks the same parents whether its
+        results come from training or from the cache, so reruns are identical.
+        """
         if not self.inherit:
-            return None, None
-        parent = self._parents.get(arch)
-        if parent is not None and parent in self._states:
-            return parent, self._states[parent]
-        for n in self.space.neighbours(arch):  # nearest trained: one edit away
-            if n in self._states:
-                return n, self._states[n]
-        return None, None
+            return None
+        given = self._parents.get(arch)
+        for n in ([given] if given is not None else []) + self.space.neighbours(arch):
+            if n in self._evaluated and self._has_state(n):
+                return n
+        return None
 
     # ------------------------------------------------------------------ cache
     def _path(self, arch: Architecture, parent: Architecture | None) -> Path:
@@ -148,6 +174,9 @@ class LiveAccuracy(MetricSource):
             name += "-from-" + hashlib.sha1(self.space.format(parent).encode()).hexdigest()[:12]
         return (self.cache_dir / self.space.name / self.splits.name / self.recipe.key()
                 / f"{name}.json")
+
+    def _state_path(self, arch: Architecture, parent: Architecture | None) -> Path:
+        return self._path(arch, parent).with_suffix(".pt")
 
     def _load(self, arch: Architecture, parent: Architecture | None) -> dict | None:
         if not self.cache:
@@ -173,18 +202,22 @@ class LiveAccuracy(MetricSource):
     def _evaluate(self, archs: list[Architecture]) -> np.ndarray:
         values: dict[Architecture, float] = {}
         todo: list[tuple[Architecture, Architecture | None, dict | None]] = []
+        hits: list[tuple[Architecture, Architecture | None]] = []
         for a in dict.fromkeys(archs):
-            parent, state = self._parent_state(a)
+            parent = self._parent(a)
             rec = self._load(a, parent)
-            # A hit has no weights to pass on; its children fall back to other neighbours.
             if rec is not None:
                 self.cache_hits_ += 1
                 self._account(a, rec, hit=True)
                 values[a] = rec[f"{self.report}_accuracy"]
+                hits.append((a, parent))
             else:
-                todo.append((a, parent, state))
-        for a, _, rec in self._run(todo):
+                todo.append((a, parent, self._state(parent) if parent is not None else None))
+        for a, parent, rec in self._run(todo):
             values[a] = rec[f"{self.report}_accuracy"]
+            self._evaluated[a] = parent
+        # Parents come only from earlier batches: the order of a batch does not matter.
+        self._evaluated.update(hits)
         return np.array([values.get(a, np.nan) for a in archs], dtype=np.float64)
 
     def _run(self, todo: list) -> list[tuple[Architecture, Architecture | None, dict]]:
@@ -212,6 +245,8 @@ class LiveAccuracy(MetricSource):
             if res.inherited:
                 self.inherited_runs_ += 1
             if keep and res.state_dict is not None:
+                if self.cache:  # a rerun's children inherit from these same weights
+                    _atomic_save(res.state_dict, self._state_path(a, parent))
                 self._states[a] = res.state_dict
                 while len(self._states) > self.max_states:
                     self._states.popitem(last=False)

@@ -89,13 +89,18 @@ class ModelStatSource(MetricSource):
 def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTables | None,
                      task: str | None, device: str | None, evaluate: str = "table",
                      dataset: str | None = None,
-                     train: dict[str, Any] | None = None) -> list[Objective]:
+                     train: dict[str, Any] | None = None,
+                     live: dict[str, Any] | None = None) -> list[Objective]:
     """Objectives by name (``accuracy``, ``latency``, ``params``, ``flops``).
 
     Args:
         evaluate: where accuracy comes from: ``table`` (the public tables' ``task`` column) or
             ``train`` (:class:`hwnas.bench.live.LiveAccuracy`: train each architecture on
             ``dataset`` with a :class:`hwnas.bench.training.TrainRecipe` of ``train``'s fields).
+        live: how live training runs: ``early_stop`` (k of an
+            :class:`~hwnas.bench.training.EarlyStopping` rule, or absent), ``inherit`` (start
+            from a trained one-edit neighbour's weights), ``executor`` and ``workers`` (see
+            :class:`~hwnas.bench.live.LiveAccuracy`).
 
     Raises:
         UnknownNameError: an unknown objective, task or device.
@@ -112,7 +117,8 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
         if name not in OBJECTIVES:
             raise UnknownNameError("objective", name, OBJECTIVES)
         if name == "accuracy" and evaluate == "train":
-            out.append(Objective("accuracy", _live_accuracy(space, dataset, train), "max"))
+            out.append(Objective("accuracy", _live_accuracy(space, dataset, train, live),
+                                 "max"))
         elif name == "accuracy" and is_accuracy_file(task):
             # a predicted table (hwnas accuracy adapt) or any CSV of arch and accuracy
             from hwnas.meta import PredictedAccuracy
@@ -138,11 +144,11 @@ def is_accuracy_file(task: str | None) -> bool:
     return task is not None and (task.endswith(".csv") or Path(task).is_file())
 
 
-def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | None
-                   ) -> MetricSource:
+def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | None,
+                   live: dict[str, Any] | None = None) -> MetricSource:
     from .datasets import get_dataset
     from .live import LiveAccuracy
-    from .training import TrainRecipe
+    from .training import EarlyStopping, TrainRecipe
 
     if dataset is None:
         raise HwnasError("accuracy by training (evaluate=train) needs a dataset (--dataset)")
@@ -152,7 +158,18 @@ def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | No
         recipe = TrainRecipe(**options)
     except TypeError as e:  # an unknown recipe field
         raise HwnasError(f"training recipe: {e}") from None
-    return LiveAccuracy(space, get_dataset(dataset, seed=seed), recipe)
+    live = dict(live or {})
+    unknown = set(live) - {"early_stop", "inherit", "executor", "workers", "ray_address"}
+    if unknown:
+        raise HwnasError(f"live training options {sorted(unknown)}; valid: early_stop, inherit, "
+                         "executor, workers, ray_address")
+    k = live.get("early_stop")
+    return LiveAccuracy(space, get_dataset(dataset, seed=seed), recipe,
+                        early_stopping=EarlyStopping(k=int(k)) if k else None,
+                        inherit=bool(live.get("inherit", False)),
+                        executor=live.get("executor", "serial"),
+                        workers=int(live.get("workers", 2)),
+                        ray_address=live.get("ray_address"))
 
 
 @dataclass
@@ -172,6 +189,7 @@ class SearchConfig:
     evaluate: str = "table"  # accuracy from the public tables, or "train" (live training)
     dataset: str | None = None
     train: dict[str, Any] = field(default_factory=dict)  # TrainRecipe fields
+    live: dict[str, Any] = field(default_factory=dict)  # early_stop, inherit, executor, workers
 
 
 def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str | Path,
@@ -186,7 +204,8 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
         raise HwnasError(f"budget must be >= 1, got {config.budget}")
     space = get_space(config.space)
     objectives = build_objectives(config.space, config.objectives, tables, config.task,
-                                  config.device, config.evaluate, config.dataset, config.train)
+                                  config.device, config.evaluate, config.dataset, config.train,
+                                  config.live)
     names = [o.name for o in objectives]
     constraints = [Constraint.parse(c, names) for c in config.constraints]
     strategy = create_strategy(config.strategy, space, len(objectives), seed=config.seed,

@@ -16,7 +16,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,17 @@ class Problem:
     reference: ReferenceFront
     runs: list[tuple[str, int, pd.DataFrame]]  # (strategy, seed, evaluations)
     budgets: list[int]
+    # live-trained runs (hwnas search --evaluate train): (strategy, seed, run.json "training")
+    training: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- inputs
 def _problem_key(config: dict[str, Any]) -> tuple:
+    # live-trained accuracy is its own problem: another dataset or recipe is another objective
+    live = (config.get("dataset"), json.dumps(config.get("train") or {}, sort_keys=True)) \
+        if config.get("evaluate") == "train" else None
     return (config["space"], tuple(config["objectives"]), config.get("task"),
-            config.get("device"), tuple(config.get("constraints") or ()))
+            config.get("device"), tuple(config.get("constraints") or ()), live)
 
 
 def collect(inputs: Sequence[str | os.PathLike[str]], data_dir: str | None = None
@@ -63,6 +68,7 @@ def collect(inputs: Sequence[str | os.PathLike[str]], data_dir: str | None = Non
     """
     problems: dict[str, Problem] = {}
     loose: dict[tuple, list[tuple[str, int, pd.DataFrame]]] = {}
+    trained: dict[tuple, list[tuple[str, int, dict[str, Any]]]] = {}
     for path in map(Path, inputs):
         if not path.is_dir():
             raise ReportError(f"{path}: not a folder (give compare folders or run folders)")
@@ -89,17 +95,29 @@ def collect(inputs: Sequence[str | os.PathLike[str]], data_dir: str | None = Non
                 raise ReportError(str(e)) from None
             c = record["config"]
             loose.setdefault(_problem_key(c), []).append((c["strategy"], int(c["seed"]), ev))
+            if isinstance(record.get("training"), dict):
+                trained.setdefault(_problem_key(c), []).append(
+                    (c["strategy"], int(c["seed"]), {**record["training"],
+                                                     "dataset": c.get("dataset")}))
         else:
             raise ReportError(f"{path}: neither a compare folder (compare.json) nor a search run "
                               "(run.json)")
     for key, runs in loose.items():
-        space, objectives, task, device, constraints = key
+        space, objectives, task, device, constraints, live = key
         spec = {"space": space, "objectives": list(objectives), "task": task, "device": device,
-                "constraints": list(constraints)}
+                "constraints": list(constraints), **({"evaluate": "train"} if live else {})}
         ref = reference_front(spec, data_dir, [ev for _, _, ev in runs])
-        name = "-".join(str(x) for x in (space, device or task) if x)
+        tag = None
+        if live:
+            epochs = json.loads(live[1]).get("epochs")
+            tag = f"{live[0]}-{epochs}ep" if epochs else live[0]
+        base = name = "-".join(str(x) for x in (space, tag, device or task) if x)
+        k = 1
+        while name in problems:
+            k += 1
+            name = f"{base} ({k})"
         budgets = sorted({len(ev) for _, _, ev in runs})
-        problems[name] = Problem(name, spec, ref, runs, budgets)
+        problems[name] = Problem(name, spec, ref, runs, budgets, trained.get(key, []))
     if not problems:
         raise ReportError("no finished runs in the given folders")
     return list(problems.values())
@@ -347,6 +365,46 @@ def prediction_scatter(pairs: Sequence[tuple[Path, Path]]) -> tuple[list[dict[st
     return rows, fig
 
 
+def _training_section(problem: Problem) -> tuple[list[str], list[str]]:
+    """How live-trained accuracy was obtained, per run, and the front the runs found."""
+    first = problem.training[0][2]
+    r = first.get("recipe", {})
+    what = (f"Accuracy is the validation accuracy of each network trained now on "
+            f"{first.get('dataset')} ({r.get('epochs')} epochs, batch {r.get('batch_size')}, "
+            f"SGD lr {r.get('lr')} cosine, width x{r.get('width')}, "
+            f"{r.get('train_fraction', 1):.0%} of the training set, seed {r.get('seed')}).")
+    header = ["strategy", "seed", "trained", "from cache", "epochs run", "epochs saved (early "
+              "stop)", "inherited weights", "training s"]
+    rows = [[label, str(seed), str(t.get("trained")), str(t.get("cache_hits")),
+             str(t.get("epochs_run")), str(t.get("epochs_saved")), str(t.get("inherited_runs")),
+             f"{t.get('train_seconds', 0):.0f}"] for label, seed, t in problem.training]
+    names = problem.spec["objectives"]
+    union = pd.concat([ev for _, _, ev in problem.runs], ignore_index=True)
+    union = union.drop_duplicates("arch")
+    if "violation" in union:
+        union = union[union["violation"] <= 0]
+    front_rows: list[list[str]] = []
+    if len(union):
+        from hwnas.search import pareto_mask
+
+        signs = np.array([1.0 if n == "accuracy" else -1.0 for n in names])
+        F = -union[names].to_numpy(dtype=np.float64) * signs  # minimise everything
+        front = union[pareto_mask(F)].sort_values(names[0], ascending=False)
+        front_rows = [[a.replace("|", "\\|"), *(_fmt(v) for v in vals)]
+                      for a, *vals in front[["arch", *names]].itertuples(index=False)]
+    md = [what, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    md += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+    parts = [f"<p>{html.escape(what)}</p>", _html_table(header, rows)]
+    if front_rows:
+        fh = ["architecture", *names]
+        md += ["Non-dominated networks found:", "", "| " + " | ".join(fh) + " |",
+               "|" + " --- |" * len(fh)]
+        md += ["| " + " | ".join(row) + " |" for row in front_rows] + [""]
+        plain = [[r[0].replace("\\|", "|"), *r[1:]] for r in front_rows]
+        parts += ["<p>Non-dominated networks found:</p>", _html_table(fh, plain)]
+    return md, parts
+
+
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
@@ -399,6 +457,10 @@ def build_report(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         md += [f"## {problem.name}", "", desc + ".", "", note, ""]
         parts += [f"<h2>{html.escape(problem.name)}</h2>",
                   f"<p>{html.escape(desc)}.</p><p>{html.escape(note)}</p>"]
+        if problem.training:
+            tmd, tparts = _training_section(problem)
+            md += tmd
+            parts += tparts
         scores = _scores(problem, problem.budgets)
         for b in problem.budgets:
             header, rows = _table_rows(summary_table(scores, b))

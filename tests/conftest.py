@@ -34,8 +34,10 @@ def public_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own stats cache and no inherited HWNAS_DATA."""
+    """Every test gets its own stats cache, its own results folder and no inherited HWNAS_DATA
+    (a user's ``results/devices`` would otherwise show up in what a test lists)."""
     monkeypatch.setenv("HWNAS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("HWNAS_RESULTS", str(tmp_path_factory.mktemp("results")))
     monkeypatch.delenv("HWNAS_DATA", raising=False)
 
 

@@ -128,11 +128,52 @@ def test_cli_search_trains_without_public_tables(capsys, tmp_path):
     assert record["training"]["trained"] == 3 and record["objectives"][0]["source"] == \
         "accuracy:live:digits-s0"
     assert "trained 3 networks" in out
+    # the report says how accuracy was obtained and lists the networks found
+    code, out, err = run(capsys, "report", str(tmp_path / "run"), "--out",
+                         str(tmp_path / "report"))
+    assert code == 0, err
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## nb201-digits-1ep" in md and "trained now on digits (1 epochs" in md
+    assert "Non-dominated networks found" in md and "| evolution | 0 | 3 | 0 | 3 |" in md
+
+
+def test_cli_search_early_stopping_and_inheritance(capsys, tmp_path):
+    argv = ["search", "--space", "nb201", "--evaluate", "train", "--objectives",
+            "accuracy,params", "--strategy", "local", "--budget", "12", "--epochs", "3",
+            "--train-fraction", "0.2", "--width", "0.25", "--early-stop", "1", "--inherit"]
+    code, out, err = run(capsys, *argv, "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["config"]["live"] == {"early_stop": 1, "inherit": True, "executor": "serial",
+                                        "workers": 2}
+    t = record["training"]
+    assert t["trained"] == 12 and t["epochs_run"] + t["epochs_saved"] == 36
+    # local search mutates trained networks, so its neighbours start from a neighbour's weights
+    assert t["inherited_runs"] >= 1 and "started from a parent's weights" in out
+    # the same seed again: every run comes from the cache, the evaluations are identical
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    assert (tmp_path / "a" / "evaluations.csv").read_bytes() == \
+        (tmp_path / "b" / "evaluations.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_cli_search_process_executor(capsys, tmp_path):
+    code, out, err = run(capsys, "search", "--space", "nb201", "--evaluate", "train",
+                         "--objectives", "accuracy,params", "--strategy", "random",
+                         "--budget", "4", "--epochs", "1", "--train-fraction", "0.2",
+                         "--width", "0.25", "--executor", "process", "--workers", "2",
+                         "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["config"]["batch"] == 2 and record["training"]["trained"] == 4
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--evaluate", "train", "--dataset", "mnist9"], "unknown dataset 'mnist9'"),
     (["--dataset", "digits"], "need --evaluate train"),
+    (["--inherit"], "need --evaluate train"),
+    (["--evaluate", "train", "--early-stop", "0"], "--early-stop"),
 ])
 def test_cli_bad_dataset_is_one_line(capsys, tmp_path, argv, message):
     code, _, err = run(capsys, "search", "--space", "nb201", "--objectives", "accuracy,params",
