@@ -25,7 +25,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,13 +84,51 @@ def onehot_features(space: Space, archs: Sequence[Architecture]) -> np.ndarray:
     return x.astype(np.float32)
 
 
+@functools.cache
+def _fbnet_layer_costs() -> np.ndarray:
+    """``(layers, blocks, 2)``: multiply-accumulates and parameters of every FBNet layer choice
+    at the space's 32 x 32 input (each choice built once)."""
+    from hwnas.search.fbnet import _LAYERS, BLOCKS, _make_layer
+    from hwnas.search.stats import count_params
+
+    macs = [0.0]
+
+    def hook(m: torch.nn.Module, _: Any, out: torch.Tensor) -> None:
+        # convolutions and linear layers carry the multiply-accumulates of these blocks
+        if isinstance(m, torch.nn.Conv2d):
+            kh, kw = m.kernel_size
+            macs[0] += out.numel() * (m.in_channels // m.groups) * kh * kw
+        elif isinstance(m, torch.nn.Linear):
+            macs[0] += out.numel() * m.in_features
+
+    cost = np.zeros((len(_LAYERS), len(BLOCKS), 2))
+    hw = 32
+    with torch.no_grad():
+        for i, (c_in, c_out, stride) in enumerate(_LAYERS):
+            for b, name in enumerate(BLOCKS):
+                # on the meta device only shapes are computed: no arithmetic is done
+                with torch.device("meta"):
+                    m = _make_layer(name, c_in, c_out, stride).eval()
+                params = count_params(m)
+                handles = [x.register_forward_hook(hook) for x in m.modules()]
+                macs[0] = 0.0
+                m(torch.zeros(1, c_in, hw, hw, device="meta"))
+                for h in handles:
+                    h.remove()
+                cost[i, b] = macs[0], params
+            hw //= stride
+    # a skip layer costs nothing (or almost): keep the logs finite
+    return np.maximum(cost, 1.0)
+
+
 def structure_features(space: Space, archs: Sequence[Architecture]) -> np.ndarray:
     """Counts that latency is close to additive in (float64, not standardised).
 
     - nb201: operations of each non-``none`` type (4), the same counted on live edges only (4),
       and the dead-cell flag (1).
-    - fbnet: blocks of each non-skip type over the 22 layers (8), and the blocks of each type in
-      the later, cheaper half of the network (8).
+    - fbnet: blocks of each non-skip type over the 22 layers (8), the blocks of each type in
+      the later, cheaper half of the network (8), and the log multiply-accumulates and log
+      parameters of the whole network (2; from per-layer counts: the layers' costs add up).
     - ofa: depth of each stage (5), resolution (1), active layers with kernel 5 / 7 and expand
       ratio 4 / 6 (4).
     - any other space: the one-hot encoding.
@@ -105,7 +145,8 @@ def structure_features(space: Space, archs: Sequence[Architecture]) -> np.ndarra
         half = g.shape[1] // 2
         counts = [(g == k).sum(1) for k in range(n_blocks - 1)]
         late = [(g[:, half:] == k).sum(1) for k in range(n_blocks - 1)]
-        return np.stack([*counts, *late], 1).astype(np.float64)
+        cost = _fbnet_layer_costs()[np.arange(g.shape[1]), g].sum(axis=1)  # (n, 2)
+        return np.column_stack([*counts, *late, np.log(cost)]).astype(np.float64)
     if space.name == "ofa":
         active = np.array([space.active(row) for row in g], dtype=bool)
         n_stages, n_layers = 5, 20

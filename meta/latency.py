@@ -57,6 +57,8 @@ _CANDIDATES: tuple[tuple[str, tuple[str, ...], float], ...] = (
     ("src@0.3", ("S",), 0.3), ("src@1", ("S",), 1.0), ("src@3", ("S",), 3.0),
     ("src+struct@1", ("S", "C"), 1.0), ("src+struct@3", ("S", "C"), 3.0),
     ("src+onehot@1", ("S", "A"), 1.0),
+    # structure alone: an accelerator whose latency follows the compute, unlike any source
+    ("struct@1", ("C",), 1.0),
 )
 _ONEHOT_SCALE = 0.3  # one-hot columns enter the ridge at this scale (a stronger prior on them)
 
