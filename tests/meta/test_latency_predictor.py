@@ -150,3 +150,18 @@ def test_public_nb201_transfer(public_data):
     pred = meta.adapt(shots, y[shots]).predict(range(len(t)))
     rest = np.setdiff1d(np.arange(len(t)), shots)
     assert spearmanr(pred[rest], y[rest])[0] > 0.9
+
+
+def test_fbnet_structure_counts_the_network_macs():
+    # the per-layer MACs and parameters add up to the built network's, up to the stem and the
+    # head, which every FBNet architecture shares: the same offset for any two architectures
+    from hwnas.search.stats import model_stats
+
+    space = get_space("fbnet")
+    archs = space.sample_batch(2, 1)
+    f = structure_features(space, archs)
+    stats = [model_stats(space, a) for a in archs]
+    macs_off = [s.flops_m * 1e6 - np.exp(row[-2]) for s, row in zip(stats, f, strict=True)]
+    params_off = [s.params - np.exp(row[-1]) for s, row in zip(stats, f, strict=True)]
+    assert macs_off[0] == pytest.approx(macs_off[1], abs=64)
+    assert params_off[0] == pytest.approx(params_off[1], abs=64)
