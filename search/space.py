@@ -182,7 +182,8 @@ class Space(ABC):
         genes = list(arch.genes)
         mask = self.active(genes)
         candidates = np.flatnonzero(mask & (self.n_choices > 1))
-        i = int(rng.choice(candidates))
+        # the draw rng.choice(candidates) makes, without its overhead (same stream)
+        i = int(candidates[rng.integers(0, len(candidates))])
         new = int(rng.integers(0, len(self.genes[i]) - 1))
         genes[i] = new if new < genes[i] else new + 1
         woke = self.active(genes) & ~mask
