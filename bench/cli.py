@@ -307,6 +307,10 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
               help="With --evaluate train: channel-width multiplier [default: 1].")
 @click.option("--early-stop", type=click.IntRange(min=1), default=None, metavar="K",
               help="With --evaluate train: stop runs whose learning curve cannot reach the top K.")
+@click.option("--early-stop-rule", type=click.Choice(["extrapolate", "peers"]),
+              default="extrapolate", show_default=True,
+              help="With --early-stop: extrapolate the curve (Domhan et al.), or compare it with "
+                   "the top K finished runs' curves at the same epoch (Vizier-style).")
 @click.option("--inherit", is_flag=True, default=False,
               help="With --evaluate train: start each network from a trained one-edit "
                    "neighbour's weights where names and shapes match.")
@@ -321,7 +325,7 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
            strategy: str, budget: int, seed: int, constraints: tuple[str, ...],
            out: Path | None, evaluate: str, dataset: str | None, epochs: int | None,
            train_fraction: float | None, width: float | None, early_stop: int | None,
-           inherit: bool, executor: str, workers: int) -> None:
+           early_stop_rule: str, inherit: bool, executor: str, workers: int) -> None:
     """Multi-objective search over a space's metrics; writes evaluations, front and run record.
 
     With --evaluate train, accuracy is the validation accuracy of training each network on
@@ -344,6 +348,10 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
                                ("width", width), ("seed", seed)) if v is not None}
     live = {"early_stop": early_stop, "inherit": inherit, "executor": executor,
             "workers": workers}
+    if early_stop_rule != "extrapolate":
+        if not early_stop:
+            raise click.BadParameter("needs --early-stop K", param_hint="--early-stop-rule")
+        live["early_stop_rule"] = early_stop_rule
     if evaluate == "table" and (dataset or len(train) > 1 or early_stop or inherit
                                 or executor != "serial"):
         raise click.BadParameter("--dataset, --epochs, --train-fraction, --width, --early-stop, "

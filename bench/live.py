@@ -260,7 +260,7 @@ class LiveAccuracy(MetricSource):
             self.stopped_ += 1
             self.epochs_saved_ += 0 if hit else rec["epochs_planned"] - rec["epochs_run"]
         elif self.early_stopping is not None:
-            self.early_stopping.finals_.append(rec["val_accuracy"])
+            self.early_stopping.finish(rec.get("val_curve") or [rec["val_accuracy"]])
         self.records_.append({**{k: v for k, v in rec.items() if k != "recipe"},
                               "cache_hit": hit})
         if self.progress is not None:

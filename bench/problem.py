@@ -97,8 +97,9 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
         evaluate: where accuracy comes from: ``table`` (the public tables' ``task`` column) or
             ``train`` (:class:`hwnas.bench.live.LiveAccuracy`: train each architecture on
             ``dataset`` with a :class:`hwnas.bench.training.TrainRecipe` of ``train``'s fields).
-        live: how live training runs: ``early_stop`` (k of an
-            :class:`~hwnas.bench.training.EarlyStopping` rule, or absent), ``inherit`` (start
+        live: how live training runs: ``early_stop`` (k of an early-stopping rule, or absent),
+            ``early_stop_rule`` (``extrapolate``: :class:`~hwnas.bench.training.EarlyStopping`,
+            ``peers``: :class:`~hwnas.bench.training.PeerStopping`), ``inherit`` (start
             from a trained one-edit neighbour's weights), ``executor`` and ``workers`` (see
             :class:`~hwnas.bench.live.LiveAccuracy`).
 
@@ -148,7 +149,7 @@ def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | No
                    live: dict[str, Any] | None = None) -> MetricSource:
     from .datasets import get_dataset
     from .live import LiveAccuracy
-    from .training import EarlyStopping, TrainRecipe
+    from .training import EarlyStopping, PeerStopping, TrainRecipe
 
     if dataset is None:
         raise HwnasError("accuracy by training (evaluate=train) needs a dataset (--dataset)")
@@ -159,13 +160,18 @@ def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | No
     except TypeError as e:  # an unknown recipe field
         raise HwnasError(f"training recipe: {e}") from None
     live = dict(live or {})
-    unknown = set(live) - {"early_stop", "inherit", "executor", "workers", "ray_address"}
+    unknown = set(live) - {"early_stop", "early_stop_rule", "inherit", "executor", "workers",
+                           "ray_address"}
     if unknown:
-        raise HwnasError(f"live training options {sorted(unknown)}; valid: early_stop, inherit, "
-                         "executor, workers, ray_address")
+        raise HwnasError(f"live training options {sorted(unknown)}; valid: early_stop, "
+                         "early_stop_rule, inherit, executor, workers, ray_address")
     k = live.get("early_stop")
+    rules = {"extrapolate": EarlyStopping, "peers": PeerStopping}
+    rule = live.get("early_stop_rule") or "extrapolate"
+    if rule not in rules:
+        raise UnknownNameError("early-stopping rule", rule, tuple(rules))
     return LiveAccuracy(space, get_dataset(dataset, seed=seed), recipe,
-                        early_stopping=EarlyStopping(k=int(k)) if k else None,
+                        early_stopping=rules[rule](k=int(k)) if k else None,
                         inherit=bool(live.get("inherit", False)),
                         executor=live.get("executor", "serial"),
                         workers=int(live.get("workers", 2)),

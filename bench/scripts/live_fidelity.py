@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from hwnas.bench.datasets import get_dataset
     from hwnas.bench.training import (
         EarlyStopping,
+        PeerStopping,
         TrainRecipe,
         benchmark_archs,
         epochs_to_reach,
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     final_top = set(np.argsort(-ref, kind="stable")[:args.topk])
     rules = {"default": (EarlyStopping(k=args.topk), f"EarlyStopping(k={args.topk})"),
              "aggressive": (EarlyStopping(k=args.topk, min_epochs=2, window=1, margin=0.0),
-                            f"EarlyStopping(k={args.topk}, min_epochs=2, window=1, margin=0)")}
+                            f"EarlyStopping(k={args.topk}, min_epochs=2, window=1, margin=0)"),
+             "peers": (PeerStopping(k=args.topk), f"PeerStopping(k={args.topk})")}
     early = {}
     for key, (rule, text) in rules.items():
         stops = []
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 rule.epochs_saved_ += len(curve) - run
                 stops.append(r["index"])
             else:
-                rule.finals_.append(r["val_accuracy"])
+                rule.finish(curve)
         early[key] = {"rule": text, "runs": len(ref_rows), "stopped": rule.stopped_,
                       "epochs_saved": rule.epochs_saved_,
                       "epochs_total": ref_epochs * len(ref_rows),

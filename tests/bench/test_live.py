@@ -157,6 +157,19 @@ def test_cli_search_early_stopping_and_inheritance(capsys, tmp_path):
         (tmp_path / "b" / "evaluations.csv").read_bytes()
 
 
+def test_cli_search_peer_stopping(capsys, tmp_path):
+    code, _, err = run(capsys, "search", "--space", "nb201", "--evaluate", "train",
+                       "--objectives", "accuracy,params", "--strategy", "random", "--budget", "4",
+                       "--epochs", "3", "--train-fraction", "0.2", "--width", "0.25",
+                       "--early-stop", "1", "--early-stop-rule", "peers",
+                       "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["config"]["live"]["early_stop_rule"] == "peers"
+    t = record["training"]
+    assert t["trained"] == 4 and t["epochs_run"] + t["epochs_saved"] == 12
+
+
 @pytest.mark.slow
 def test_cli_search_process_executor(capsys, tmp_path):
     code, out, err = run(capsys, "search", "--space", "nb201", "--evaluate", "train",
@@ -173,6 +186,7 @@ def test_cli_search_process_executor(capsys, tmp_path):
     (["--evaluate", "train", "--dataset", "mnist9"], "unknown dataset 'mnist9'"),
     (["--dataset", "digits"], "need --evaluate train"),
     (["--inherit"], "need --evaluate train"),
+    (["--evaluate", "train", "--early-stop-rule", "peers"], "needs --early-stop K"),
     (["--evaluate", "train", "--early-stop", "0"], "--early-stop"),
 ])
 def test_cli_bad_dataset_is_one_line(capsys, tmp_path, argv, message):

@@ -11,6 +11,7 @@ import torch
 from hwnas.bench.datasets import get_dataset
 from hwnas.bench.training import (
     EarlyStopping,
+    PeerStopping,
     TrainRecipe,
     benchmark_archs,
     build_for_task,
@@ -86,6 +87,34 @@ def test_early_stopping_rule_extrapolates_optimistically():
     assert not rule.should_stop([40.0, 60.0], 4)
     assert not rule.should_stop([10.0], 4)  # before min_epochs
     assert not rule.should_stop([10.0, 11.0, 12.0, 13.0], 4)  # finished
+
+
+def test_peer_stopping_compares_curves_at_the_same_epoch():
+    rule = PeerStopping(k=2, min_epochs=2, margin=5.0)
+    # a late bloomer and a steady run finish on top; a weak run finishes below them
+    for curve in ([10.0, 20.0, 30.0, 95.0], [50.0, 70.0, 85.0, 90.0], [40.0, 45.0, 50.0, 60.0]):
+        assert not rule.should_stop(curve[:2], 4)  # fewer than k finished: nothing stops
+        rule.finish(curve)
+    assert rule.threshold() == 90.0
+    # behind both top runs at epoch 2 (20 and 70) by more than the margin: stopped
+    assert rule.should_stop([5.0, 14.0], 4)
+    # within the margin of the late bloomer's 20 at epoch 2: goes on, however far from 90
+    assert not rule.should_stop([5.0, 16.0], 4)
+    # the weak finished run (60) is not a peer: trailing it does not matter
+    assert not rule.should_stop([30.0, 40.0, 26.0], 4)
+    assert not rule.should_stop([1.0], 4)  # before min_epochs
+    assert not rule.should_stop([1.0, 1.0, 1.0, 1.0], 4)  # finished
+    # record() of a run trained to the end keeps its whole curve
+    rule2 = PeerStopping(k=1)
+    rule2.record(_finished([50.0, 60.0]))
+    assert rule2.curves_ == [[50.0, 60.0]] and rule2.finals_ == [60.0]
+
+
+def _finished(curve):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(stopped_early=False, val_curve=curve, val_accuracy=curve[-1],
+                           epochs_saved=0)
 
 
 def test_early_stopping_stops_a_hopeless_run(splits):
