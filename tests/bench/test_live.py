@@ -108,6 +108,22 @@ def test_process_executor_matches_serial(splits, tmp_path):
         assert np.array_equal(pooled.evaluate(archs), serial)
 
 
+@pytest.mark.slow
+def test_ray_executor_matches_serial(splits, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'hwnas[ray]')")
+    space = get_space("nb201")
+    archs = [space.parse(A), space.parse(B)]
+    serial = LiveAccuracy(space, splits, TINY, tmp_path / "s").evaluate(archs)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with LiveAccuracy(space, splits, TINY, tmp_path / "r", executor="ray",
+                          workers=2) as remote:
+            assert np.array_equal(remote.evaluate(archs), serial)
+            assert remote.trained_ == 2
+    finally:
+        ray.shutdown()
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
