@@ -387,8 +387,7 @@ def _training_section(problem: Problem) -> tuple[list[str], list[str]]:
     if len(union):
         from hwnas.search import pareto_mask
 
-        signs = np.array([1.0 if n == "accuracy" else -1.0 for n in names])
-        F = -union[names].to_numpy(dtype=np.float64) * signs  # minimise everything
+        F = union[names].to_numpy(dtype=np.float64) * np.array([SIGNS[n] for n in names])
         front = union[pareto_mask(F)].sort_values(names[0], ascending=False)
         front_rows = [[a.replace("|", "\\|"), *(_fmt(v) for v in vals)]
                       for a, *vals in front[["arch", *names]].itertuples(index=False)]

@@ -35,7 +35,8 @@ from torch import nn
 
 from hwnas.search import Architecture, Space
 
-__all__ = ["ArchEncoder", "dead_cells", "live_edges", "onehot_features", "structure_features"]
+__all__ = ["ArchEncoder", "dead_cells", "fbnet_layer_costs", "live_edges", "onehot_features",
+           "structure_features"]
 
 # NB201 edges as (target, source), in gene order (hwnas.search.nb201.EDGES)
 _NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -85,7 +86,7 @@ def onehot_features(space: Space, archs: Sequence[Architecture]) -> np.ndarray:
 
 
 @functools.cache
-def _fbnet_layer_costs() -> np.ndarray:
+def fbnet_layer_costs() -> np.ndarray:
     """``(layers, blocks, 2)``: multiply-accumulates and parameters of every FBNet layer choice
     at the space's 32 x 32 input (each choice built once)."""
     from hwnas.search.fbnet import _LAYERS, BLOCKS, _make_layer
@@ -117,8 +118,7 @@ def _fbnet_layer_costs() -> np.ndarray:
                     h.remove()
                 cost[i, b] = macs[0], params
             hw //= stride
-    # a skip layer costs nothing (or almost): keep the logs finite
-    return np.maximum(cost, 1.0)
+    return cost
 
 
 def structure_features(space: Space, archs: Sequence[Architecture]) -> np.ndarray:
@@ -145,7 +145,8 @@ def structure_features(space: Space, archs: Sequence[Architecture]) -> np.ndarra
         half = g.shape[1] // 2
         counts = [(g == k).sum(1) for k in range(n_blocks - 1)]
         late = [(g[:, half:] == k).sum(1) for k in range(n_blocks - 1)]
-        cost = _fbnet_layer_costs()[np.arange(g.shape[1]), g].sum(axis=1)  # (n, 2)
+        # a free (skip) layer counts as 1: the logs stay finite
+        cost = np.maximum(fbnet_layer_costs(), 1.0)[np.arange(g.shape[1]), g].sum(axis=1)
         return np.column_stack([*counts, *late, np.log(cost)]).astype(np.float64)
     if space.name == "ofa":
         active = np.array([space.active(row) for row in g], dtype=bool)

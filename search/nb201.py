@@ -22,7 +22,7 @@ The *index* of an architecture is its row in the benchmark's release, read from 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -301,23 +301,36 @@ class ResidualReduction(nn.Module):
         return self.conv_b(self.conv_a(x)) + self.downsample(x)
 
 
+def build_macro(net: nn.Module, make_cell: Callable[[int], nn.Module], num_classes: int, c: int,
+                cells_per_stage: int, in_channels: int, sequential: bool = True) -> None:
+    """Give ``net`` NB201's stem, cells, last activation, pool and classifier, in that order.
+
+    Three stages of ``cells_per_stage`` cells (``make_cell(width)``, widths ``c``, ``2c``, ``4c``)
+    with a :class:`ResidualReduction` between stages, in an ``nn.Sequential`` (or, for a network
+    whose forward picks per-cell arguments, an ``nn.ModuleList``). Shared by
+    :class:`NB201Network` and the supernet, so their module names (and state_dict keys) agree.
+    """
+    net.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False),
+                             nn.BatchNorm2d(c))
+    layers: list[nn.Module] = []
+    for stage, width in enumerate((c, 2 * c, 4 * c)):
+        if stage:
+            layers.append(ResidualReduction(width // 2, width))
+        layers.extend(make_cell(width) for _ in range(cells_per_stage))
+    net.cells = nn.Sequential(*layers) if sequential else nn.ModuleList(layers)
+    net.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
+    net.pool = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Linear(4 * c, num_classes)
+
+
 class NB201Network(nn.Module):
     """NAS-Bench-201's CIFAR macro-network around one cell (16/32/64 channels, 5 cells a stage)."""
 
     def __init__(self, ops: list[str], num_classes: int = 10, none: str = "zero", c: int = 16,
                  cells_per_stage: int = 5, in_channels: int = 3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(c))
-        layers: list[nn.Module] = []
-        for stage, width in enumerate((c, 2 * c, 4 * c)):
-            if stage:
-                layers.append(ResidualReduction(width // 2, width))
-            layers.extend(Cell(ops, width, none) for _ in range(cells_per_stage))
-        self.cells = nn.Sequential(*layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(4 * c, num_classes)
+        build_macro(self, lambda width: Cell(ops, width, none), num_classes, c, cells_per_stage,
+                    in_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.lastact(self.cells(self.stem(x)))

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from .errors import ArchitectureError, HwnasError
 from .metrics import MetricSource
-from .nb201 import EDGES, OPS, NB201Network, ReLUConvBN, ResidualReduction, Zero
+from .nb201 import EDGES, OPS, NB201Network, ReLUConvBN, Zero, build_macro
 from .space import Architecture
 
 __all__ = [
@@ -125,17 +125,8 @@ class NB201Supernet(nn.Module):
         self.num_classes, self.c = num_classes, c
         self.cells_per_stage, self.in_channels = cells_per_stage, in_channels
         # module names mirror NB201Network's, so extract() is a renaming of state_dict keys
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(c))
-        layers: list[nn.Module] = []
-        for stage, width in enumerate((c, 2 * c, 4 * c)):
-            if stage:
-                layers.append(ResidualReduction(width // 2, width))
-            layers.extend(MixedCell(width) for _ in range(cells_per_stage))
-        self.cells = nn.ModuleList(layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(4 * c, num_classes)
+        build_macro(self, MixedCell, num_classes, c, cells_per_stage, in_channels,
+                    sequential=False)
 
     def forward(self, x: torch.Tensor, path: SubnetPath | None = None,
                 weights: torch.Tensor | None = None,

@@ -79,17 +79,11 @@ def stats_baseline(space, archs) -> tuple[np.ndarray, np.ndarray]:
         st = space.fast_stats(archs)
         return np.array([s.flops_m for s in st]), np.array([float(s.params) for s in st])
     if space.name == "fbnet":
-        from hwnas.search.fbnet import _LAYERS, BLOCKS, _make_layer
-        from hwnas.search.stats import count_macs, count_params
-        cost = np.zeros((len(_LAYERS), len(BLOCKS), 2))
-        hw = 32
-        for i, (c_in, c_out, stride) in enumerate(_LAYERS):
-            for b, name in enumerate(BLOCKS):
-                m = _make_layer(name, c_in, c_out, stride)
-                cost[i, b] = count_macs(m, (c_in, hw, hw)), count_params(m)
-            hw //= stride
+        from hwnas.meta.encoders import fbnet_layer_costs
+
+        cost = fbnet_layer_costs()
         g = np.array([a.genes for a in archs])
-        tot = cost[np.arange(len(_LAYERS)), g].sum(axis=1)
+        tot = cost[np.arange(len(cost)), g].sum(axis=1)
         return tot[:, 0], tot[:, 1]
     return None, None  # ofa: building 5,000 networks is too slow for this script
 

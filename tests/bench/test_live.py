@@ -7,10 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from hwnas.bench.cli import main
-from hwnas.bench.datasets import get_dataset
 from hwnas.bench.live import LiveAccuracy
 from hwnas.bench.training import EarlyStopping, TrainRecipe
 from hwnas.search import UnknownNameError, get_space
@@ -20,16 +18,7 @@ A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|avg_pool_3
 B = "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|none~2|"
 
 
-@pytest.fixture(scope="module")
-def splits():
-    return get_dataset("digits")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_trains_once_then_reads_the_cache(splits, tmp_path):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.bench.datasets import get_dataset
 from hwnas.bench.training import (
     EarlyStopping,
     PeerStopping,
@@ -27,17 +26,7 @@ PARENT = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|avg_p
 CHILD = "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|avg_pool_3x3~1|none~2|"
 
 
-@pytest.fixture(scope="module")
-def splits():
-    return get_dataset("digits")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_recipe_key_is_stable_and_covers_every_field():
