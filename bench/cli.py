@@ -293,6 +293,10 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--constraint", "constraints", multiple=True,
               help="Hard constraint such as latency<=5 (repeatable).")
+@click.option("--prior", "priors", multiple=True, metavar="SOURCE",
+              help="With --strategy surrogate: prior knowledge of every architecture as extra "
+                   "surrogate features: another task's column, another device, or a CSV of arch "
+                   "(or index) and accuracy or latency_ms such as a predicted table (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: results/runs/SPACE/STRATEGY/SEED].")
 @click.option("--evaluate", type=click.Choice(["table", "train"]), default="table",
@@ -323,7 +327,8 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
                    "proposes this many per step).")
 def search(space_name: str, task: str | None, device: str | None, objectives: str,
            strategy: str, budget: int, seed: int, constraints: tuple[str, ...],
-           out: Path | None, evaluate: str, dataset: str | None, epochs: int | None,
+           priors: tuple[str, ...], out: Path | None, evaluate: str, dataset: str | None,
+           epochs: int | None,
            train_fraction: float | None, width: float | None, early_stop: int | None,
            early_stop_rule: str, inherit: bool, executor: str, workers: int) -> None:
     """Multi-objective search over a space's metrics; writes evaluations, front and run record.
@@ -378,7 +383,8 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
                           list(constraints), evaluate=evaluate, dataset=dataset,
                           train=train if evaluate == "train" else {},
                           live=live if evaluate == "train" else {},
-                          batch=workers if evaluate == "train" and executor != "serial" else 1)
+                          batch=workers if evaluate == "train" and executor != "serial" else 1,
+                          prior=list(priors))
     out = out or results_dir() / "runs" / space_name / strategy / str(seed)
     with _progress(f"{strategy} on {space_name}") as advance:
         record = run_problem(config, tables, out,

@@ -52,7 +52,7 @@ from typing import Any
 
 from hwnas.search import HwnasError, list_strategies
 
-from .problem import OBJECTIVES, SearchConfig, is_accuracy_file
+from .problem import OBJECTIVES, PRIOR_STRATEGIES, SearchConfig, is_accuracy_file
 
 __all__ = ["CompareConfig", "ConfigError", "RunSpec", "load_config", "run_compare", "run_one",
            "EXECUTORS"]
@@ -105,7 +105,8 @@ class CompareConfig:
                     cfg = SearchConfig(p["space"], list(p["objectives"]), s["name"], self.budget,
                                        seed, p.get("task"), p.get("device"),
                                        list(p.get("constraints", [])),
-                                       strategy_options=dict(s.get("options", {})))
+                                       strategy_options=dict(s.get("options", {})),
+                                       prior=list(s.get("prior", [])))
                     out.append(RunSpec(pname, label, seed, cfg))
         return out
 
@@ -180,11 +181,21 @@ def load_config(path: str | os.PathLike[str]) -> CompareConfig:
         options = s.get("options", {})
         if not isinstance(options, dict):
             raise ConfigError(f"{where}: 'options' must be a table, got {options!r}")
+        if "prior" in options:
+            raise ConfigError(f"{where}: 'prior' is a key of the strategy, not of its options "
+                              "(prior = [\"cifar100_test_200ep\", ...])")
         _check_options(name, options, where)
+        prior = s.get("prior", [])
+        if not (isinstance(prior, list) and all(isinstance(x, str) for x in prior)):
+            raise ConfigError(f"{where}: 'prior' must be a list of task, device or file names")
+        if prior and name not in PRIOR_STRATEGIES:
+            raise ConfigError(f"{where}: strategy {name!r} takes no prior; valid: "
+                              f"{', '.join(PRIOR_STRATEGIES)}")
         label = s.get("label", name)
         if label in strategies:
             raise ConfigError(f"{where}: strategy label {label!r} is used twice (set 'label')")
-        strategies[label] = {"name": name, "options": dict(s.get("options", {}))}
+        strategies[label] = {"name": name, "options": dict(s.get("options", {})),
+                             "prior": list(prior)}
     if not strategies:
         raise ConfigError(f"{path}: no [[strategies]]")
     return CompareConfig(problems, strategies, list(seeds), sorted(set(budgets)), executor,

@@ -38,17 +38,20 @@ from hwnas.search import (
     pareto_mask,
     run_search,
 )
+from hwnas.search.prior import PriorFeatures
 
 from .cache import StatsCache
 from .devices import resolve_device
 from .tables import BenchmarkTables
 
-__all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives",
-           "is_accuracy_file",
+__all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives", "build_prior",
+           "is_accuracy_file", "PRIOR_STRATEGIES",
            "OBJECTIVES", "EVALUATE", "run_problem"]
 
 OBJECTIVES = ("accuracy", "latency", "params", "flops")
 EVALUATE = ("table", "train")
+#: strategies whose model takes prior features (``--prior``)
+PRIOR_STRATEGIES = ("surrogate",)
 
 
 class TableAccuracy(MetricSource):
@@ -140,6 +143,78 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
     return out
 
 
+def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables | None,
+                task: str | None = None, device: str | None = None) -> PriorFeatures:
+    """Prior features from ``--prior`` values: public task columns (another task's accuracy),
+    public device names (another device's latency, in log) or CSV files with ``index`` or ``arch``
+    and ``accuracy`` or ``latency_ms`` (what ``hwnas accuracy adapt`` / ``latency adapt`` write).
+
+    Raises:
+        HwnasError: a spec that is none of those, a file without the columns, the objective's own
+            column or device (that would leak the answer), a prior named twice.
+    """
+    space = get_space(space_name)
+    if len(set(specs)) != len(specs):
+        raise HwnasError(f"--prior names a source twice: {list(specs)}")
+    archs = list(tables.archs) if tables is not None else None
+    columns: dict[str, dict[Architecture, float]] = {}
+    log: list[str] = []
+    for spec in specs:
+        if spec in (task, device):
+            raise HwnasError(f"--prior {spec}: that is the objective's own "
+                             f"{'column' if spec == task else 'device'}; a prior must be another "
+                             "task, device or predicted table")
+        if tables is not None and spec in tables.tasks:
+            values = tables.get_accuracy(spec, np.arange(len(tables)))
+        elif tables is not None and spec in tables.devices:
+            values = tables.get_latency(spec, np.arange(len(tables)))
+            log.append(spec)
+        elif spec.endswith(".csv") or Path(spec).is_file():
+            rows, values, is_latency = _read_prior_csv(spec, space, archs)
+            columns[spec] = dict(zip(rows, values.tolist(), strict=True))
+            if is_latency:
+                log.append(spec)
+            continue
+        else:
+            valid = (f"a task ({', '.join(tables.tasks)}), a device ({', '.join(tables.devices)})"
+                     if tables is not None else "a task or device (needs the public tables)")
+            raise HwnasError(f"--prior {spec!r} is not a file; valid: a CSV with arch or index and "
+                             f"accuracy or latency_ms, {valid}")
+        assert archs is not None
+        columns[spec] = dict(zip(archs, values.tolist(), strict=True))
+    union = list(dict.fromkeys(a for c in columns.values() for a in c))
+    return PriorFeatures.from_columns(
+        union, {n: np.array([c.get(a, np.nan) for a in union]) for n, c in columns.items()},
+        log=log)
+
+
+def _read_prior_csv(path: str, space: Space, archs: list[Architecture] | None
+                    ) -> tuple[list[Architecture], np.ndarray, bool]:
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise HwnasError(f"cannot read prior {path}: {str(e).splitlines()[0]}") from None
+    value = next((c for c in ("accuracy", "latency_ms") if c in frame.columns), None)
+    if value is None or not ({"arch", "index"} & set(frame.columns)):
+        raise HwnasError(f"prior {path} needs an arch (or index) column and an accuracy or "
+                         f"latency_ms column; it has {', '.join(map(str, frame.columns))}")
+    values = pd.to_numeric(frame[value], errors="coerce").to_numpy(np.float64)
+    if not np.isfinite(values).all():
+        raise HwnasError(f"prior {path}: {int((~np.isfinite(values)).sum())} values of {value} "
+                         "are missing or not numbers")
+    if "arch" in frame.columns:
+        rows = [space.parse(str(a)) for a in frame["arch"]]
+    else:
+        if archs is None:
+            raise HwnasError(f"prior {path} has an index column but no arch column; indices need "
+                             "the public tables (--data or HWNAS_DATA)")
+        idx = pd.to_numeric(frame["index"], errors="coerce")
+        if idx.isna().any() or (idx < 0).any() or (idx >= len(archs)).any():
+            raise HwnasError(f"prior {path}: indices must be integers in 0..{len(archs) - 1}")
+        rows = [archs[int(i)] for i in idx]
+    return rows, values, value == "latency_ms"
+
+
 def is_accuracy_file(task: str | None) -> bool:
     """Whether ``task`` names an accuracy table on disk (a CSV) rather than a public column."""
     return task is not None and (task.endswith(".csv") or Path(task).is_file())
@@ -196,6 +271,7 @@ class SearchConfig:
     dataset: str | None = None
     train: dict[str, Any] = field(default_factory=dict)  # TrainRecipe fields
     live: dict[str, Any] = field(default_factory=dict)  # early_stop, inherit, executor, workers
+    prior: list[str] = field(default_factory=list)  # --prior sources (see build_prior)
 
 
 def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str | Path,
@@ -214,8 +290,15 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
                                   config.live)
     names = [o.name for o in objectives]
     constraints = [Constraint.parse(c, names) for c in config.constraints]
+    options = dict(config.strategy_options)
+    if config.prior:
+        if config.strategy not in PRIOR_STRATEGIES:
+            raise HwnasError(f"--prior is used by the model of a strategy that has one; strategy "
+                             f"{config.strategy!r} has none; valid: {', '.join(PRIOR_STRATEGIES)}")
+        options["prior"] = build_prior(config.space, config.prior, tables, config.task,
+                                       config.device)
     strategy = create_strategy(config.strategy, space, len(objectives), seed=config.seed,
-                               **config.strategy_options)
+                               **options)
     t0 = time.perf_counter()
     try:
         result = run_search(strategy, lambda archs: evaluate_objectives(objectives, archs,

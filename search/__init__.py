@@ -28,6 +28,7 @@ from .pareto import (
     non_dominated_sort,
     pareto_mask,
 )
+from .prior import PriorFeatures
 from .registry import SPACES, get_space, list_spaces
 from .space import Architecture, Gene, Graph, RNGLike, Space, as_rng
 from .stats import ModelStats, count_macs, count_params, model_stats
@@ -71,6 +72,7 @@ __all__ = [
     "HwnasError",
     "MetricSource",
     "ModelStats",
+    "PriorFeatures",
     "NotInTableError",
     "RNGLike",
     "Space",

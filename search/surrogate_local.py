@@ -38,6 +38,7 @@ from scipy.linalg import cho_solve, cholesky, solve_triangular
 
 from .errors import HwnasError
 from .pareto import pareto_mask
+from .prior import PriorFeatures
 from .space import Architecture, Space
 from .strategy import Strategy
 
@@ -271,8 +272,11 @@ class SurrogateParetoSearch(Strategy):
                  initial: int = 20, members: int = 8, transform: str = "rank",
                  pairwise: bool = False, refit_growth: float = 0.02, max_enumerate: int = 50_000,
                  candidates: int = 500, max_pairwise: int = 2000, graph: bool = True,
-                 local_bonus: float = 0.75):
+                 local_bonus: float = 0.75, prior: PriorFeatures | None = None):
         super().__init__(space, n_objectives, seed)
+        if prior is not None and not isinstance(prior, PriorFeatures):
+            raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
+        self.prior = prior
         if transform not in _TRANSFORMS:
             raise HwnasError(f"transform {transform!r}; valid: {', '.join(_TRANSFORMS)}")
         self.initial, self.members, self.transform = initial, members, transform
@@ -332,6 +336,8 @@ class SurrogateParetoSearch(Strategy):
                 extra = graph_features(space, archs, self.max_pairwise)
                 if extra is not None:
                     X = np.concatenate([X, extra], axis=1)
+            if self.prior is not None:
+                X = np.concatenate([X, self.prior(archs)], axis=1)
             self._X_all = X
             self._open = np.array([self._new(a) for a in archs], dtype=bool)
         return self._all is not None
@@ -339,6 +345,8 @@ class SurrogateParetoSearch(Strategy):
     def _design(self, archs: list[Architecture]) -> np.ndarray:
         if self._enumerate():
             return self._X_all[[self._index[a] for a in archs]]
+        if self.prior is not None:
+            return np.concatenate([self._features(archs), self.prior(archs)], axis=1)
         return self._features(archs)
 
     def _scale(self, F: np.ndarray) -> np.ndarray:

@@ -12,6 +12,13 @@ front recall (fraction of the true Pareto set evaluated, by index), hypervolume 
 point 1.1), IGD+. Overhead: search wall time minus table-lookup time, per unique evaluation (runs
 share the machine with each other and with whatever else runs on it: a rough figure).
 
+With ``--strategies ...,surrogate+prior`` the surrogate also runs with prior knowledge of every
+architecture (:class:`hwnas.search.PriorFeatures`): the same architectures' accuracies on other
+tasks (``--prior-tasks``; CIFAR-100 and ImageNet16-120, never a CIFAR-10 column) and latencies on
+HELP's nb201 meta-training devices (``--prior-devices``; never a test device). It answers another
+question than the like-for-like rows -- what transfer from public tables adds -- and its rows are
+marked so: pymoo and the other strategies see only the search's own evaluations.
+
 Usage:
     python bench/scripts/search_benchmark.py --seeds 10 --budgets 300,1000 --objectives both \\
         --out results/benchmarks/search.json
@@ -54,6 +61,12 @@ REPO = Path(__file__).resolve().parents[2]
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")
 ALL_STRATEGIES = ("random", "evolution", "nsga2", "local", "reinforce", "guided", "surrogate")
 TASK = "cifar10_test_200ep"
+#: the variant of the surrogate that is given prior features (not a registered strategy name)
+PRIOR_VARIANT = "surrogate+prior"
+PRIOR_TASKS = "cifar100_test_200ep,cifar100_val_12ep,imagenet16_val_12ep"
+#: HELP's nb201 meta-training devices (none of them a test device)
+PRIOR_DEVICES = ("1080ti_1,1080ti_32,1080ti_256,silver_4114,silver_4210r,samsung_a50,pixel3,"
+                 "essential_ph_1,samsung_s7")
 #: the issue's goal for hwnas's best strategy: median recall at these budgets ...
 RECALL_GOAL = {300: 0.60, 1000: 0.95}
 #: ... and, from the reference measurement, pymoo's median recall (random's in brackets)
@@ -63,14 +76,18 @@ PYMOO_REFERENCE = {300: (0.33, 0.00), 1000: (0.85, 0.08)}
 _PROBLEMS: dict[str, TabularProblem] = {}
 _SCORERS: dict[str, FrontScorer] = {}
 _PYMOO_KWARGS: dict[str, float] = {}
+_PRIOR: dict[str, Any] = {}
 
 
 def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
     key, strategy, seed, budgets = args
     problem = _PROBLEMS[key]
     try:
-        kwargs = _PYMOO_KWARGS if strategy == PYMOO_NSGA2 else {}
-        trace = run_any(problem, strategy, seed, max(budgets), **kwargs)
+        kwargs: dict[str, Any] = _PYMOO_KWARGS if strategy == PYMOO_NSGA2 else {}
+        name = strategy
+        if strategy == PRIOR_VARIANT:
+            name, kwargs = "surrogate", {"prior": _PRIOR["features"]}
+        trace = run_any(problem, name, seed, max(budgets), **kwargs)
         scores = score_checkpoints(_SCORERS[key], trace, budgets)
     except Exception as e:  # a strategy still being written must not sink the whole benchmark
         return {"problem": key, "strategy": strategy, "seed": seed,
@@ -102,6 +119,9 @@ def available_strategies(names: list[str]) -> tuple[list[str], dict[str, str]]:
     space = get_space("nb201")
     ok, missing = [], {}
     for name in names:
+        if name == PRIOR_VARIANT:
+            ok.append(name)
+            continue
         if name == PYMOO_NSGA2:
             try:
                 import pymoo  # noqa: F401
@@ -249,6 +269,10 @@ def main() -> None:
     ap.add_argument("--pymoo-eta", default="3,3",
                     help="SBX and PM distribution indices of pymoo's NSGA-II (pymoo's integer "
                          "recipe: 3,3; pymoo's defaults: 15,20)")
+    ap.add_argument("--prior-tasks", default=PRIOR_TASKS,
+                    help=f"accuracy columns given to {PRIOR_VARIANT} (never the objective's)")
+    ap.add_argument("--prior-devices", default=PRIOR_DEVICES,
+                    help=f"latency columns given to {PRIOR_VARIANT} (never the problem's device)")
     ap.add_argument("--verbose", action="store_true", help="a line per finished run")
     ap.add_argument("--out", default="results/benchmarks/search.json")
     args = ap.parse_args()
@@ -267,6 +291,17 @@ def main() -> None:
     tables = load_tables("nb201", args.data)
     for d in devices:
         tables.check_device(d)
+    prior_record = None
+    if PRIOR_VARIANT in strategies:
+        from hwnas.bench.problem import build_prior
+
+        p_tasks = [c for c in args.prior_tasks.split(",") if c]
+        p_devices = [c for c in args.prior_devices.split(",") if c]
+        clash = sorted(set(p_devices) & set(devices)) + [t for t in p_tasks if t == TASK]
+        if clash:
+            sys.exit(f"search_benchmark: prior sources {clash} are objectives of the benchmark")
+        _PRIOR["features"] = build_prior("nb201", p_tasks + p_devices, tables)
+        prior_record = {"tasks": p_tasks, "devices": p_devices}
     obj_sets = {"2": ["2"], "3": ["3"], "both": ["2", "3"]}[args.objectives]
     devices3 = ([d for d in args.devices_3obj.split(",") if d] if args.devices_3obj
                 else devices)
@@ -321,8 +356,13 @@ def main() -> None:
         texts.append(f"### NB201 {names} ({args.seeds} seeds, medians)\n\n{table}\n\n"
                      f"Goal check:\n\n{check}\n")
     ref = ", ".join(f"@{b}: pymoo {p:.2f}, random {r:.2f}" for b, (p, r) in PYMOO_REFERENCE.items())
-    texts.append(f"The issue's reference (median recall, its own measurement; ours is above): "
-                 f"{ref}.\n")
+    texts.append(f"The issue's reference (median recall, its own measurement; this run's pymoo "
+                 f"rows are above): {ref}.\n")
+    if prior_record is not None:
+        texts.append(f"{PRIOR_VARIANT}: the surrogate given other tasks' accuracies "
+                     f"({', '.join(prior_record['tasks'])}) and other devices' latencies "
+                     f"({', '.join(prior_record['devices'])}) of every architecture; the other "
+                     "rows see only their own evaluations.\n")
     report = "\n".join(texts)
     print(report)
     print(f"{len(runs) - len(errors)} runs ok, {len(errors)} failed; total {total:.0f}s "
@@ -337,6 +377,7 @@ def main() -> None:
             "mutation": f"PM(prob=1.0, eta={eta_m:g}, vtype=float, RoundingRepair)",
             "eliminate_duplicates": True},
         "recall_goal": RECALL_GOAL, "pymoo_reference_recall": PYMOO_REFERENCE,
+        "prior": prior_record,
         "problems": problems, "summary": summary, "goal_met": goals, "runs": runs,
         "report_markdown": report, "jobs": args.jobs, "cpu_count": os.cpu_count(),
         "total_s": total, "versions": _versions(),

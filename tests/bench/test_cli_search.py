@@ -109,3 +109,47 @@ def test_a_predicted_accuracy_table_is_an_objective(capsys, tmp_path):
                        "--objectives", "accuracy,params", "--budget", "5",
                        "--out", str(tmp_path / "bad"))
     assert code == 2 and "missing column(s) arch" in err and err.count("\n") == 1
+
+
+def test_prior_sources_feed_the_surrogate(capsys, synthetic_data, tmp_path):
+    """--prior takes another device of the tables and a predicted table; the run is repeatable and
+    records its priors."""
+    space = get_space("nb201")
+    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv")
+    predicted = pd.DataFrame({"arch": table["arch"],
+                              "accuracy": table["cifar10_test_200ep"] * 0.5 + 20})
+    predicted.to_csv(tmp_path / "predicted.csv", index=False)
+    args = ["--data", str(synthetic_data), "search", "--space", "nb201", "--device", "dev_a",
+            "--strategy", "surrogate", "--budget", "30", "--prior", "dev_b",
+            "--prior", str(tmp_path / "predicted.csv")]
+    for out in ("a", "b"):
+        code, _, err = run(capsys, *args, "--out", str(tmp_path / out))
+        assert code == 0, err
+    ev = (tmp_path / "a" / "evaluations.csv").read_bytes()
+    assert ev == (tmp_path / "b" / "evaluations.csv").read_bytes()
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["config"]["prior"] == ["dev_b", str(tmp_path / "predicted.csv")]
+    assert space.parse(pd.read_csv(tmp_path / "a" / "evaluations.csv")["arch"][0]) is not None
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--prior", "dev_a"], "the objective's own device"),
+    (["--prior", "cifar10_test_200ep"], "the objective's own column"),
+    (["--prior", "dev_b", "--strategy", "nsga2"], "strategy 'nsga2' has none"),
+    (["--prior", "nowhere"], "is not a file"),
+    (["--prior", "dev_b", "--prior", "dev_b"], "names a source twice"),
+])
+def test_prior_bad_input(capsys, synthetic_data, tmp_path, argv, message):
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--strategy", "surrogate", "--budget", "5", *argv,
+                       "--out", str(tmp_path))
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "evaluations.csv").exists()
+
+
+def test_prior_file_without_the_columns(capsys, synthetic_data, tmp_path):
+    pd.DataFrame({"arch": ["x"], "score": [1.0]}).to_csv(tmp_path / "p.csv", index=False)
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--strategy", "surrogate", "--budget", "5",
+                       "--prior", str(tmp_path / "p.csv"), "--out", str(tmp_path / "run"))
+    assert code == 2 and "needs an arch (or index) column and an accuracy or latency_ms" in err

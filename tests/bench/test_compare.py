@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import textwrap
@@ -137,6 +138,10 @@ def test_ray_executor_on_a_local_cluster(synthetic_data, config, tmp_path):
     (lambda t: t.replace('executor = "serial"', 'executor = "slurm"'),
      "unknown executor 'slurm'; valid: process, ray, serial"),
     (lambda t: t.replace("[[strategies]]", "[[strategies]", 1), "invalid TOML"),
+    (lambda t: t.replace('name = "random"', 'name = "random"\nprior = ["dev_b"]'),
+     "strategy 'random' takes no prior; valid: surrogate"),
+    (lambda t: t.replace("sample_size = 3", 'sample_size = 3, prior = ["dev_b"]'),
+     "'prior' is a key of the strategy, not of its options"),
 ])
 def test_bad_config_is_one_line_and_exit_2(capsys, synthetic_data, config, tmp_path, edit,
                                           message):
@@ -146,6 +151,18 @@ def test_bad_config_is_one_line_and_exit_2(capsys, synthetic_data, config, tmp_p
     assert code == 2 and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_strategy_with_a_prior_runs_in_the_grid(synthetic_data, config, tmp_path):
+    config.write_text(CONFIG + '\n[[strategies]]\nname = "surrogate"\nlabel = "sur-prior"\n'
+                      'prior = ["dev_b"]\noptions = { initial = 10 }\n')
+    cfg = load_config(config)
+    spec = next(s for s in cfg.runs() if s.strategy == "sur-prior")
+    assert spec.config.prior == ["dev_b"]
+    result = run_one(spec, str(tmp_path / "grid"), str(synthetic_data))
+    assert result["status"] == "done", result
+    record = json.loads((tmp_path / "grid" / spec.folder / "run.json").read_text())
+    assert record["config"]["prior"] == ["dev_b"] and record["evaluations"] == 30
 
 
 def test_missing_config_file(capsys, tmp_path):
