@@ -1,0 +1,87 @@
+"""How well can a device's latencies be ranked at all? The noise ceiling of each latency table.
+
+For every test device of HELP's splits, a gradient-boosted model (scikit-learn's
+``HistGradientBoostingRegressor``) is fitted on 80% of the device's *own* measurements -- about
+12,500 on NB201, against the 20 a few-shot predictor sees -- with the source devices'
+log-latencies, the structural counts and the one-hot genes as inputs, and ranks the other 20%
+(5 folds, out-of-fold predictions, Spearman's rho over every architecture). What it misses is
+what the table's measurement noise, ties and resolution leave unexplained: a few-shot figure
+above it (or a published one) is not reproducible on this table.
+
+Usage::
+
+    python bench/scripts/latency_ceiling.py [--data DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.model_selection import KFold, cross_val_predict
+
+from hwnas.bench import load_tables
+from hwnas.latency.table import atomic_write_text
+from hwnas.meta.encoders import onehot_features, structure_features
+from hwnas.meta.latency_features import LatencyFeatures
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency_transfer import HELP, SPLITS  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ceiling(X: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """Spearman's rho of 5-fold out-of-fold predictions of ``y`` from ``X``."""
+    model = HistGradientBoostingRegressor(max_iter=300, random_state=seed)
+    pred = cross_val_predict(model, X, y, cv=KFold(5, shuffle=True, random_state=seed))
+    return float(spearmanr(pred, y)[0])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("HWNAS_DATA")
+                                                     or REPO.parent / "shared" / "data"))
+    p.add_argument("--splits", default="nb201,fbnet,ofa")
+    p.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks"
+                   / "latency_ceiling.json")
+    args = p.parse_args()
+    out: dict = {"method": "5-fold out-of-fold HistGradientBoosting(max_iter=300) on the "
+                           "device's own measurements; inputs: source log-latencies, structure, "
+                           "one-hot", "command": " ".join(sys.argv), "splits": {}}
+    lines = ["| split | device | ceiling rho | HELP (published) |", "|---|---|---:|---:|"]
+    for name in args.splits.split(","):
+        space_name, train, _, test = SPLITS[name]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tables = load_tables(space_name, args.data)
+        train = [d for d in train if d in tables.devices]
+        src = tables.latency[train].to_numpy(np.float64)
+        feats = LatencyFeatures(src, onehot_features(tables.space, tables.archs),
+                                structure_features(tables.space, tables.archs), train)
+        X = np.hstack([feats.S, feats.C, feats.A])
+        res = {}
+        for dev in test:
+            t0 = time.time()
+            y = np.log(tables.latency[dev].to_numpy(np.float64))
+            res[dev] = ceiling(X, y)
+            help_ = HELP.get(name, {}).get(dev)
+            lines.append(f"| {name} | {dev} | {res[dev]:.4f} | "
+                         f"{'-' if help_ is None else f'{help_:.3f}'} |")
+            print(f"{name} {dev}: {res[dev]:.4f} ({time.time() - t0:.0f}s)", file=sys.stderr)
+        out["splits"][name] = {"train": train, "test": res}
+        atomic_write_text(args.out, json.dumps(out, indent=1) + "\n")
+    print("\n".join(lines))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
