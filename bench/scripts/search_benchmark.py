@@ -15,7 +15,8 @@ share the machine with each other and with whatever else runs on it: a rough fig
 With ``--strategies ...,surrogate+prior`` the surrogate also runs with prior knowledge of every
 architecture (:class:`hwnas.search.PriorFeatures`): the same architectures' accuracies on other
 tasks (``--prior-tasks``; CIFAR-100 and ImageNet16-120, never a CIFAR-10 column) and latencies on
-HELP's nb201 meta-training devices (``--prior-devices``; never a test device). It answers another
+HELP's nb201 meta-training devices (``--prior-devices``; never the problem's own device, so the
+variant runs on those devices too). It answers another
 question than the like-for-like rows -- what transfer from public tables adds -- and its rows are
 marked so: pymoo and the other strategies see only the search's own evaluations.
 
@@ -86,7 +87,7 @@ def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
         kwargs: dict[str, Any] = _PYMOO_KWARGS if strategy == PYMOO_NSGA2 else {}
         name = strategy
         if strategy == PRIOR_VARIANT:
-            name, kwargs = "surrogate", {"prior": _PRIOR["features"]}
+            name, kwargs = "surrogate", {"prior": _PRIOR[problem.name]}
         trace = run_any(problem, name, seed, max(budgets), **kwargs)
         scores = score_checkpoints(_SCORERS[key], trace, budgets)
     except Exception as e:  # a strategy still being written must not sink the whole benchmark
@@ -297,11 +298,13 @@ def main() -> None:
 
         p_tasks = [c for c in args.prior_tasks.split(",") if c]
         p_devices = [c for c in args.prior_devices.split(",") if c]
-        clash = sorted(set(p_devices) & set(devices)) + [t for t in p_tasks if t == TASK]
-        if clash:
-            sys.exit(f"search_benchmark: prior sources {clash} are objectives of the benchmark")
-        _PRIOR["features"] = build_prior("nb201", p_tasks + p_devices, tables)
+        if TASK in p_tasks:
+            sys.exit(f"search_benchmark: the prior task {TASK} is the benchmark's objective")
         prior_record = {"tasks": p_tasks, "devices": p_devices}
+        # a device is never its own prior: a problem on one of the prior devices gets the others
+        extra = [d for d in (args.devices_3obj or "").split(",") if d]
+        for d in dict.fromkeys(devices + extra):
+            _PRIOR[d] = build_prior("nb201", p_tasks + [x for x in p_devices if x != d], tables)
     obj_sets = {"2": ["2"], "3": ["3"], "both": ["2", "3"]}[args.objectives]
     devices3 = ([d for d in args.devices_3obj.split(",") if d] if args.devices_3obj
                 else devices)
@@ -323,6 +326,9 @@ def main() -> None:
                                 "ideal": _SCORERS[p.name].hv_ratio.ideal.tolist(),
                                 "nadir": _SCORERS[p.name].hv_ratio.nadir.tolist()}
 
+    for key, meta in problems.items():
+        if meta["device"] in _PRIOR:
+            _PRIOR[key] = _PRIOR[meta["device"]]
     strategies3 = strategies if args.strategies_3obj is None else [
         s for s in strategies if s in args.strategies_3obj.split(",") or s == PYMOO_NSGA2]
     jobs = [(key, s, seed, budgets) for seed in range(args.seeds) for key in problems
@@ -361,8 +367,8 @@ def main() -> None:
     if prior_record is not None:
         texts.append(f"{PRIOR_VARIANT}: the surrogate given other tasks' accuracies "
                      f"({', '.join(prior_record['tasks'])}) and other devices' latencies "
-                     f"({', '.join(prior_record['devices'])}) of every architecture; the other "
-                     "rows see only their own evaluations.\n")
+                     f"({', '.join(prior_record['devices'])}; never the problem's own device) "
+                     "of every architecture; the other rows see only their own evaluations.\n")
     report = "\n".join(texts)
     print(report)
     print(f"{len(runs) - len(errors)} runs ok, {len(errors)} failed; total {total:.0f}s "
