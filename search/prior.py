@@ -13,8 +13,8 @@ search's own evaluations how much of each prior to trust -- a prior that does no
 small weight rather than steering the search.
 
 Each prior column ``x`` enters twice, standardised and as the normal score of its rank (a monotone
-but non-linear relation between prior and objective is then within reach of a linear model).
-An architecture without a prior value gets the column's mean (zero) and a missing-flag column.
+but non-linear relation between prior and objective is then within reach of a linear model), with
+a flag for the architectures it has no value for (which get the column's mean, zero).
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ class PriorFeatures:
 
     Args:
         archs: the architectures that have prior values.
-        values: ``(len(archs), k)`` prior values (finite); ``log`` columns must be positive.
+        values: ``(len(archs), k)`` prior values; NaN where a column has no value for an
+            architecture; ``log`` columns must be positive.
         names: one name per column (for records and messages).
         log: names of the columns taken in log first (latencies: ratios are what transfer).
 
     Raises:
-        HwnasError: shapes that disagree, no columns, values that are not finite, non-positive
-            values in a ``log`` column, or a column with a single value.
+        HwnasError: shapes that disagree, no columns, infinite values, non-positive values in a
+            ``log`` column, or a column with fewer than two distinct values.
 
     Example:
         >>> from hwnas.search import get_space
@@ -62,49 +63,56 @@ class PriorFeatures:
         if X.ndim != 2 or X.shape[1] == 0 or len(X) != len(archs) or len(names) != X.shape[1]:
             raise HwnasError(f"prior: {len(archs)} architectures, {len(names)} names and values "
                              f"of shape {X.shape} do not agree")
-        if not np.isfinite(X).all():
-            raise HwnasError("prior values must be finite (drop the architectures without one)")
+        if np.isinf(X).any():
+            raise HwnasError("prior values must be finite (NaN marks a missing one)")
+        have = ~np.isnan(X)
+        z = np.zeros_like(X)
+        score = np.zeros_like(X)
         for j, name in enumerate(names):
+            x = X[have[:, j], j]
             if name in log:
-                if (X[:, j] <= 0).any():
+                if (x <= 0).any():
                     raise HwnasError(f"prior {name}: latencies must be positive")
-                X[:, j] = np.log(X[:, j])
-            if np.ptp(X[:, j]) == 0:
-                raise HwnasError(f"prior {name}: every architecture has the same value; it "
-                                 "carries no information")
+                x = np.log(x)
+            if len(np.unique(x)) < 2:
+                raise HwnasError(f"prior {name}: fewer than two distinct values; it carries no "
+                                 "information")
+            z[have[:, j], j] = (x - x.mean()) / x.std()
+            score[have[:, j], j] = ndtri((rankdata(x) - 0.5) / len(x))
         self.names = names
         self._row = {a: i for i, a in enumerate(archs)}
-        z = (X - X.mean(axis=0)) / X.std(axis=0)
-        score = np.column_stack([ndtri((rankdata(X[:, j]) - 0.5) / len(X))
-                                 for j in range(X.shape[1])])
-        self._table = np.concatenate([z, score], axis=1).astype(np.float32)
+        partial = ~have.all(axis=0)  # flags only for the columns that miss some values
+        self._table = np.concatenate([z, score, ~have[:, partial]], axis=1).astype(np.float32)
 
     @classmethod
     def from_columns(cls, archs: Sequence[Architecture], columns: Mapping[str, np.ndarray],
                      log: Sequence[str] = ()) -> PriorFeatures:
-        """From named columns aligned with ``archs``; rows with a non-finite value are dropped."""
+        """From named columns aligned with ``archs`` (NaN where a column has no value)."""
         names = list(columns)
         X = np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in names])
-        keep = np.isfinite(X).all(axis=1)
-        return cls([a for a, k in zip(archs, keep, strict=True) if k], X[keep], names, log)
+        return cls(list(archs), X, names, log)
 
     def __len__(self) -> int:
         return len(self._row)
 
     @property
     def width(self) -> int:
-        """Feature columns per architecture (the missing flag included)."""
+        """Feature columns per architecture: per prior, its standardised value and its rank
+        score; a missing flag per prior that lacks some values; a last flag for an architecture
+        without any prior value."""
         return self._table.shape[1] + 1
 
     def coverage(self, archs: Sequence[Architecture]) -> float:
-        """Fraction of ``archs`` with a prior value."""
+        """Fraction of ``archs`` with a value in at least one prior column."""
         return float(np.mean([a in self._row for a in archs])) if len(archs) else 0.0
 
     def __call__(self, archs: Sequence[Architecture]) -> np.ndarray:
-        """``(len(archs), width)`` float32 features: prior columns, then the missing flag."""
+        """``(len(archs), width)`` float32 features; an architecture without any prior value gets
+        zeros, its missing flags and the last flag set."""
         rows = np.array([self._row.get(a, -1) for a in archs], dtype=np.int64)
+        k = len(self.names)
         out = np.zeros((len(rows), self.width), dtype=np.float32)
         have = rows >= 0
         out[have, :-1] = self._table[rows[have]]
-        out[~have, -1] = 1.0
+        out[~have, 2 * k:] = 1.0
         return out

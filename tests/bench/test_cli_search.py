@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hwnas.bench.cli import main
-from hwnas.search import get_space
+from hwnas.search import HwnasError, get_space
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -153,3 +153,22 @@ def test_prior_file_without_the_columns(capsys, synthetic_data, tmp_path):
                        "--device", "dev_a", "--strategy", "surrogate", "--budget", "5",
                        "--prior", str(tmp_path / "p.csv"), "--out", str(tmp_path / "run"))
     assert code == 2 and "needs an arch (or index) column and an accuracy or latency_ms" in err
+
+
+def test_build_prior_reads_index_and_latency_tables(synthetic_data, tmp_path):
+    from hwnas.bench import load_tables
+    from hwnas.bench.problem import build_prior
+
+    tables = load_tables("nb201", synthetic_data)
+    lat = pd.DataFrame({"index": np.arange(100), "latency_ms": np.exp(np.linspace(0, 2, 100))})
+    lat.to_csv(tmp_path / "lat.csv", index=False)
+    prior = build_prior("nb201", [str(tmp_path / "lat.csv"), "dev_b"], tables, device="dev_a")
+    X = prior(list(tables.archs[:101]))
+    # the latency file is taken in log: linear in the index, like its rank scores
+    assert np.allclose(np.diff(X[:100, 0]), np.diff(X[:100, 0])[0], atol=1e-5)
+    # 2 priors x (value, rank score), the file's missing flag, the not-in-the-prior flag
+    assert X.shape[1] == prior.width == 6 and len(prior) == len(tables)
+    assert X[100, 0] == 0 and X[100, 4] == 1 and (X[:100, 4] == 0).all()
+    lat.assign(index=lat["index"] + len(tables)).to_csv(tmp_path / "far.csv", index=False)
+    with pytest.raises(HwnasError, match="indices must be integers in 0.."):
+        build_prior("nb201", [str(tmp_path / "far.csv")], tables)

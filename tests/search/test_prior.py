@@ -29,15 +29,21 @@ def test_columns_standardised_and_rank_scored_missing_flagged():
     assert prior.coverage(archs) == pytest.approx(0.8)
 
 
-def test_from_columns_drops_rows_without_a_value():
+def test_a_column_with_missing_values_gets_its_own_flag():
     archs = _archs(10)
-    prior = PriorFeatures.from_columns(archs, {"a": np.r_[np.nan, np.arange(9.0)]})
-    assert len(prior) == 9 and prior(archs[:1])[0, -1] == 1
+    prior = PriorFeatures.from_columns(archs, {"a": np.r_[np.nan, np.arange(9.0)],
+                                               "b": np.arange(10.0)})
+    X = prior(archs)
+    # a, b, rank scores of a and b, a's missing flag, the not-in-the-prior flag
+    assert len(prior) == 10 and X.shape == (10, prior.width) == (10, 6)
+    assert X[0, 0] == 0 and X[0, 2] == 0 and X[0, 4] == 1 and (X[1:, 4] == 0).all()
+    assert X[0, 1] != 0 and (X[:, 5] == 0).all()
+    np.testing.assert_allclose(X[1:, 0].mean(), 0.0, atol=1e-6)
 
 
 @pytest.mark.parametrize(("values", "names", "log", "message"), [
-    (np.ones((5, 1)), ["a"], (), "same value"),
-    (np.r_[np.nan, np.arange(4.0)][:, None], ["a"], (), "finite"),
+    (np.ones((5, 1)), ["a"], (), "fewer than two distinct values"),
+    (np.r_[np.inf, np.arange(4.0)][:, None], ["a"], (), "finite"),
     (-np.arange(1.0, 6.0)[:, None], ["lat"], ["lat"], "positive"),
     (np.arange(10.0).reshape(5, 2), ["a"], (), "do not agree"),
 ])
