@@ -89,3 +89,16 @@ def test_a_prior_that_transfers_finds_the_best_architectures():
             found[key].append(len(top & {row[r.arch] for r in records}))
     # of the top 1% by accuracy, random picks would hold ~0.6 of 60
     assert min(found["with"]) >= 6 and max(found["without"]) <= 3, found
+
+
+def test_prior_enters_the_design_outside_an_enumerated_space():
+    """With ``max_enumerate=0`` candidates come from neighbourhoods and samples: the prior still
+    reaches the surrogate's design."""
+    space = get_space("nb201")
+    evaluate, prior, top, row = _random_problem(0)
+    s = create_strategy("surrogate", space, 2, seed=0, initial=10, max_enumerate=0,
+                        candidates=200, prior=prior)
+    run_search(s, evaluate, 30)
+    assert s._all is None and s.surrogate_ is not None
+    width = s._features(list(s.archive_)[:1]).shape[1] + prior.width
+    assert s.surrogate_.coef_.shape[0] == width
