@@ -392,6 +392,10 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
     click.echo(f"wrote {out}/evaluations.csv ({record['evaluations']} evaluations, "
                f"{record['skipped']} skipped), front.csv ({record['front_size']} "
                f"non-dominated) and run.json")
+    coverage = record.get("prior_coverage")
+    if coverage is not None and coverage < 0.5:
+        click.echo(f"warning: the prior knew only {coverage:.0%} of the evaluated architectures; "
+                   "it could barely guide the search", err=True)
     if "training" in record:
         t = record["training"]
         click.echo(f"trained {t['trained']} networks ({t['epochs_run']} epochs, "

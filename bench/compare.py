@@ -191,6 +191,12 @@ def load_config(path: str | os.PathLike[str]) -> CompareConfig:
         if prior and name not in PRIOR_STRATEGIES:
             raise ConfigError(f"{where}: strategy {name!r} takes no prior; valid: "
                               f"{', '.join(PRIOR_STRATEGIES)}")
+        for pname, p in problems.items():
+            leak = [x for x in prior if (x == p["task"] and "accuracy" in p["objectives"])
+                    or (x == p["device"] and "latency" in p["objectives"])]
+            if leak:
+                raise ConfigError(f"{where}: prior {leak[0]!r} is an objective of problem "
+                                  f"{pname!r}; a prior must be another task, device or table")
         label = s.get("label", name)
         if label in strategies:
             raise ConfigError(f"{where}: strategy label {label!r} is used twice (set 'label')")

@@ -160,10 +160,11 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
     columns: dict[str, dict[Architecture, float]] = {}
     log: list[str] = []
     for spec in specs:
-        if spec in (task, device):
-            raise HwnasError(f"--prior {spec}: that is the objective's own "
-                             f"{'column' if spec == task else 'device'}; a prior must be another "
-                             "task, device or predicted table")
+        own = next((what for what, name in (("column", task), ("device", device))
+                    if name is not None and _same_source(spec, name)), None)
+        if own is not None:
+            raise HwnasError(f"--prior {spec}: that is the objective's own {own}; a prior must "
+                             "be another task, device or predicted table")
         if tables is not None and spec in tables.tasks:
             values = tables.get_accuracy(spec, np.arange(len(tables)))
         elif tables is not None and spec in tables.devices:
@@ -188,12 +189,24 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
         log=log)
 
 
+def _same_source(a: str, b: str) -> bool:
+    """Whether two source specs name the same column or device, or the same file."""
+    if a == b:
+        return True
+    try:
+        return Path(a).is_file() and Path(b).is_file() and Path(a).samefile(b)
+    except OSError:
+        return False
+
+
 def _read_prior_csv(path: str, space: Space, archs: list[Architecture] | None
                     ) -> tuple[list[Architecture], np.ndarray, bool]:
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise HwnasError(f"cannot read prior {path}: {str(e).splitlines()[0]}") from None
+    if frame.empty:
+        raise HwnasError(f"prior {path} has no rows")
     value = next((c for c in ("accuracy", "latency_ms") if c in frame.columns), None)
     if value is None or not ({"arch", "index"} & set(frame.columns)):
         raise HwnasError(f"prior {path} needs an arch (or index) column and an accuracy or "
@@ -203,15 +216,27 @@ def _read_prior_csv(path: str, space: Space, archs: list[Architecture] | None
         raise HwnasError(f"prior {path}: {int((~np.isfinite(values)).sum())} values of {value} "
                          "are missing or not numbers")
     if "arch" in frame.columns:
-        rows = [space.parse(str(a)) for a in frame["arch"]]
+        rows = []
+        for n, text in enumerate(frame["arch"]):
+            try:
+                rows.append(space.parse(str(text)))
+            except HwnasError as e:
+                raise HwnasError(f"prior {path} row {n + 1}: not a {space.name} "
+                                 f"architecture: {e}") from None
     else:
         if archs is None:
             raise HwnasError(f"prior {path} has an index column but no arch column; indices need "
                              "the public tables (--data or HWNAS_DATA)")
         idx = pd.to_numeric(frame["index"], errors="coerce")
-        if idx.isna().any() or (idx < 0).any() or (idx >= len(archs)).any():
+        if (idx.isna().any() or (idx < 0).any() or (idx >= len(archs)).any()
+                or (idx % 1 != 0).any()):
             raise HwnasError(f"prior {path}: indices must be integers in 0..{len(archs) - 1}")
         rows = [archs[int(i)] for i in idx]
+    seen: set[Architecture] = set()
+    for n, a in enumerate(rows):
+        if a in seen:
+            raise HwnasError(f"prior {path} row {n + 1}: {space.format(a)} appears twice")
+        seen.add(a)
     return rows, values, value == "latency_ms"
 
 
@@ -295,8 +320,12 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
         if config.strategy not in PRIOR_STRATEGIES:
             raise HwnasError(f"--prior is used by the model of a strategy that has one; strategy "
                              f"{config.strategy!r} has none; valid: {', '.join(PRIOR_STRATEGIES)}")
-        options["prior"] = build_prior(config.space, config.prior, tables, config.task,
-                                       config.device)
+        # only what is an objective can leak: the task when accuracy is one, the device when
+        # latency is one
+        options["prior"] = build_prior(
+            config.space, config.prior, tables,
+            config.task if "accuracy" in config.objectives else None,
+            config.device if "latency" in config.objectives else None)
     strategy = create_strategy(config.strategy, space, len(objectives), seed=config.seed,
                                **options)
     t0 = time.perf_counter()
@@ -339,6 +368,9 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
         "constraints": [str(c) for c in constraints],
         "evaluations": len(rows), "skipped": result.skipped, "asks": result.asks,
         "front_size": int(len(front)),
+        # the share of evaluated architectures the prior knew: near 0, it could not help
+        **({"prior_coverage": options["prior"].coverage([r.arch for r in result.records])}
+           if "prior" in options else {}),
         **{k: v for o in objectives if o.source.name.startswith("accuracy:live")
            for k, v in (("training", o.source.summary()),)},
         "seconds": seconds,

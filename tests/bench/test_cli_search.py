@@ -129,6 +129,11 @@ def test_prior_sources_feed_the_surrogate(capsys, synthetic_data, tmp_path):
     assert ev == (tmp_path / "b" / "evaluations.csv").read_bytes()
     record = json.loads((tmp_path / "a" / "run.json").read_text())
     assert record["config"]["prior"] == ["dev_b", str(tmp_path / "predicted.csv")]
+    assert record["prior_coverage"] == 1.0
+    # the prior changes what the surrogate asks once it is fitted
+    code, _, err = run(capsys, *args[:-4], "--out", str(tmp_path / "plain"))
+    assert code == 0, err
+    assert (tmp_path / "plain" / "evaluations.csv").read_bytes() != ev
     assert space.parse(pd.read_csv(tmp_path / "a" / "evaluations.csv")["arch"][0]) is not None
 
 
@@ -147,12 +152,39 @@ def test_prior_bad_input(capsys, synthetic_data, tmp_path, argv, message):
     assert not (tmp_path / "evaluations.csv").exists()
 
 
-def test_prior_file_without_the_columns(capsys, synthetic_data, tmp_path):
-    pd.DataFrame({"arch": ["x"], "score": [1.0]}).to_csv(tmp_path / "p.csv", index=False)
+@pytest.mark.parametrize(("frame", "message"), [
+    ({"arch": ["x"], "score": [1.0]},
+     "needs an arch (or index) column and an accuracy or latency_ms"),
+    ({"arch": ["garbage", "x"], "accuracy": [1.0, 2.0]}, "row 1: not a nb201 architecture"),
+    ({"index": [0, 0, 1], "accuracy": [1.0, 2.0, 3.0]}, "row 2: "),
+    ({"index": [0.5, 1.0], "accuracy": [1.0, 2.0]}, "indices must be integers"),
+    ({"index": [], "accuracy": []}, "has no rows"),
+])
+def test_prior_file_bad_input(capsys, synthetic_data, tmp_path, frame, message):
+    pd.DataFrame(frame).to_csv(tmp_path / "p.csv", index=False)
     code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
                        "--device", "dev_a", "--strategy", "surrogate", "--budget", "5",
                        "--prior", str(tmp_path / "p.csv"), "--out", str(tmp_path / "run"))
-    assert code == 2 and "needs an arch (or index) column and an accuracy or latency_ms" in err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_the_objective_table_under_another_name_is_refused(capsys, synthetic_data, tmp_path,
+                                                          monkeypatch):
+    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv")
+    table[["arch", "cifar10_test_200ep"]].rename(columns={"cifar10_test_200ep": "accuracy"}).to_csv(
+        tmp_path / "acc.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--task", str(tmp_path / "acc.csv"),
+                       "--strategy", "surrogate", "--budget", "5", "--prior", "./acc.csv",
+                       "--out", str(tmp_path / "run"))
+    assert code == 2 and "the objective's own column" in err, err
+    # a device that is not an objective is a valid prior
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--objectives", "accuracy,params",
+                       "--strategy", "surrogate", "--budget", "3", "--prior", "dev_a",
+                       "--out", str(tmp_path / "ok"))
+    assert code == 0, err
 
 
 def test_build_prior_reads_index_and_latency_tables(synthetic_data, tmp_path):
@@ -172,3 +204,14 @@ def test_build_prior_reads_index_and_latency_tables(synthetic_data, tmp_path):
     lat.assign(index=lat["index"] + len(tables)).to_csv(tmp_path / "far.csv", index=False)
     with pytest.raises(HwnasError, match="indices must be integers in 0.."):
         build_prior("nb201", [str(tmp_path / "far.csv")], tables)
+
+
+def test_a_prior_that_knows_few_architectures_is_reported(capsys, synthetic_data, tmp_path):
+    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv").head(50)
+    table[["arch"]].assign(accuracy=np.arange(50.0)).to_csv(tmp_path / "few.csv", index=False)
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--strategy", "surrogate", "--budget", "25",
+                       "--prior", str(tmp_path / "few.csv"), "--out", str(tmp_path / "run"))
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert code == 0 and record["prior_coverage"] < 0.5
+    assert "warning: the prior knew only" in err

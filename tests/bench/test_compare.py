@@ -142,6 +142,9 @@ def test_ray_executor_on_a_local_cluster(synthetic_data, config, tmp_path):
      "strategy 'random' takes no prior; valid: surrogate"),
     (lambda t: t.replace("sample_size = 3", 'sample_size = 3, prior = ["dev_b"]'),
      "'prior' is a key of the strategy, not of its options"),
+    (lambda t: t.replace('name = "evolution"', 'name = "surrogate"\nprior = ["dev_a"]')
+     .replace("options = { population = 10, sample_size = 3 }", ""),
+     "prior 'dev_a' is an objective of problem 'nb201'"),
 ])
 def test_bad_config_is_one_line_and_exit_2(capsys, synthetic_data, config, tmp_path, edit,
                                           message):
