@@ -274,6 +274,9 @@ def main() -> None:
                     help=f"accuracy columns given to {PRIOR_VARIANT} (never the objective's)")
     ap.add_argument("--prior-devices", default=PRIOR_DEVICES,
                     help=f"latency columns given to {PRIOR_VARIANT} (never the problem's device)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the finished runs of OUT.partial.jsonl (a stopped benchmark) and "
+                         "run only the missing ones")
     ap.add_argument("--verbose", action="store_true", help="a line per finished run")
     ap.add_argument("--out", default="results/benchmarks/search.json")
     args = ap.parse_args()
@@ -338,14 +341,28 @@ def main() -> None:
           "processes", file=sys.stderr)
     runs: list[dict] = []
     partial = Path(f"{args.out}.partial.jsonl")
+    if args.resume and partial.is_file():
+        # runs a stopped benchmark finished (same problems, strategies, seeds and budgets) are
+        # kept; runs of other seeds, failed runs and other budgets are not
+        wanted = {(k, st, sd) for k, st, sd, _ in jobs}
+        for line in partial.read_text().splitlines():
+            r = json.loads(line)
+            key = (r.get("problem"), r.get("strategy"), r.get("seed"))
+            if (key in wanted and "error" not in r
+                    and all(str(b) in r.get("at", {}) for b in budgets)):
+                runs.append(r)
+                wanted.discard(key)
+        jobs = [j for j in jobs if (j[0], j[1], j[2]) in wanted]
+        print(f"resuming: {len(runs)} runs from {partial}, {len(jobs)} to run", file=sys.stderr)
+    total = len(runs) + len(jobs)
     t_runs = time.perf_counter()
     if args.jobs > 1:
         with mp.get_context("fork").Pool(args.jobs) as pool:
             for r in pool.imap_unordered(_job, jobs, chunksize=1):
-                _progress(runs, r, len(jobs), t_runs, args.verbose, partial)
+                _progress(runs, r, total, t_runs, args.verbose, partial)
     else:
         for j in jobs:
-            _progress(runs, _job(j), len(jobs), t_runs, args.verbose, partial)
+            _progress(runs, _job(j), total, t_runs, args.verbose, partial)
     runs.sort(key=lambda r: (r["problem"], r["strategy"], r["seed"]))
     errors = [r for r in runs if "error" in r]
     for r in errors[:5]:
