@@ -161,7 +161,7 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
     log: list[str] = []
     for spec in specs:
         own = next((what for what, name in (("column", task), ("device", device))
-                    if name is not None and _same_source(spec, name)), None)
+                    if name is not None and _same_source(spec, name, space_name)), None)
         if own is not None:
             raise HwnasError(f"--prior {spec}: that is the objective's own {own}; a prior must "
                              "be another task, device or predicted table")
@@ -170,8 +170,8 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
         elif tables is not None and spec in tables.devices:
             values = tables.get_latency(spec, np.arange(len(tables)))
             log.append(spec)
-        elif spec.endswith(".csv") or Path(spec).is_file():
-            rows, values, is_latency = _read_prior_csv(spec, space, archs)
+        elif (path := _prior_path(spec, space_name)) is not None:
+            rows, values, is_latency = _read_prior_csv(str(path), space, archs)
             columns[spec] = dict(zip(rows, values.tolist(), strict=True))
             if is_latency:
                 log.append(spec)
@@ -180,7 +180,7 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
             valid = (f"a task ({', '.join(tables.tasks)}), a device ({', '.join(tables.devices)})"
                      if tables is not None else "a task or device (needs the public tables)")
             raise HwnasError(f"--prior {spec!r} is not a file; valid: a CSV with arch or index and "
-                             f"accuracy or latency_ms, {valid}")
+                             f"accuracy or latency_ms, a device folder or profiled device, {valid}")
         assert archs is not None
         columns[spec] = dict(zip(archs, values.tolist(), strict=True))
     union = list(dict.fromkeys(a for c in columns.values() for a in c))
@@ -189,12 +189,28 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
         log=log)
 
 
-def _same_source(a: str, b: str) -> bool:
-    """Whether two source specs name the same column or device, or the same file."""
+def _prior_path(spec: str, space_name: str) -> Path | None:
+    """The table file a prior names: a CSV, a device folder (its ``latency_ms.csv``) or the name
+    of a device profiled for this space under ``results/devices``; ``None`` if none."""
+    from .devices import find_profiled
+
+    path = Path(spec)
+    if path.is_dir() and (path / "latency_ms.csv").is_file():
+        return path / "latency_ms.csv"
+    if spec.endswith(".csv") or path.is_file():
+        return path
+    return next((p.path for p in find_profiled()
+                 if p.device == spec and p.space == space_name), None)
+
+
+def _same_source(a: str, b: str, space_name: str) -> bool:
+    """Whether two source specs name the same column or device, or the same table file."""
     if a == b:
         return True
+    pa, pb = _prior_path(a, space_name), _prior_path(b, space_name)
     try:
-        return Path(a).is_file() and Path(b).is_file() and Path(a).samefile(b)
+        return pa is not None and pb is not None and pa.is_file() and pb.is_file() and \
+            pa.samefile(pb)
     except OSError:
         return False
 

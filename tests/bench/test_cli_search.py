@@ -215,3 +215,20 @@ def test_a_prior_that_knows_few_architectures_is_reported(capsys, synthetic_data
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert code == 0 and record["prior_coverage"] < 0.5
     assert "warning: the prior knew only" in err
+
+
+def test_a_device_folder_is_a_prior_and_cannot_be_its_own(capsys, synthetic_data, tmp_path):
+    lat = pd.read_csv(synthetic_data / "nb201" / "latency_ms.csv")
+    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv")
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    pd.DataFrame({"arch": table["arch"], "latency_ms": lat["dev_b"]}).to_csv(
+        folder / "latency_ms.csv", index=False)
+    base = ["--data", str(synthetic_data), "search", "--space", "nb201", "--strategy",
+            "surrogate", "--budget", "5"]
+    code, _, err = run(capsys, *base, "--device", "dev_a", "--prior", str(folder),
+                       "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    code, _, err = run(capsys, *base, "--device", str(folder / "latency_ms.csv"),
+                       "--prior", str(folder), "--out", str(tmp_path / "b"))
+    assert code == 2 and "the objective's own device" in err, err
