@@ -159,9 +159,27 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
     archs = list(tables.archs) if tables is not None else None
     columns: dict[str, dict[Architecture, float]] = {}
     log: list[str] = []
+    paths: dict[str, Path | None] = {}  # each spec's table file, looked up once
+
+    def path_of(spec: str) -> Path | None:
+        if spec not in paths:
+            public = tables is not None and (spec in tables.tasks or spec in tables.devices)
+            paths[spec] = None if public else _prior_path(spec, space_name)
+        return paths[spec]
+
+    def same(a: str, b: str) -> bool:
+        if a == b:
+            return True
+        pa, pb = path_of(a), path_of(b)
+        try:
+            return (pa is not None and pb is not None and pa.is_file() and pb.is_file()
+                    and pa.samefile(pb))
+        except OSError:
+            return False
+
     for spec in specs:
         own = next((what for what, name in (("column", task), ("device", device))
-                    if name is not None and _same_source(spec, name, space_name)), None)
+                    if name is not None and same(spec, name)), None)
         if own is not None:
             raise HwnasError(f"--prior {spec}: that is the objective's own {own}; a prior must "
                              "be another task, device or predicted table")
@@ -170,7 +188,7 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
         elif tables is not None and spec in tables.devices:
             values = tables.get_latency(spec, np.arange(len(tables)))
             log.append(spec)
-        elif (path := _prior_path(spec, space_name)) is not None:
+        elif (path := path_of(spec)) is not None:
             rows, values, is_latency = _read_prior_csv(str(path), space, archs)
             columns[spec] = dict(zip(rows, values.tolist(), strict=True))
             if is_latency:
@@ -201,18 +219,6 @@ def _prior_path(spec: str, space_name: str) -> Path | None:
         return path
     return next((p.path for p in find_profiled()
                  if p.device == spec and p.space == space_name), None)
-
-
-def _same_source(a: str, b: str, space_name: str) -> bool:
-    """Whether two source specs name the same column or device, or the same table file."""
-    if a == b:
-        return True
-    pa, pb = _prior_path(a, space_name), _prior_path(b, space_name)
-    try:
-        return pa is not None and pb is not None and pa.is_file() and pb.is_file() and \
-            pa.samefile(pb)
-    except OSError:
-        return False
 
 
 def _read_prior_csv(path: str, space: Space, archs: list[Architecture] | None

@@ -55,6 +55,7 @@ from hwnas.bench.harness import (  # noqa: E402
     run_any,
     score_checkpoints,
 )
+from hwnas.bench.problem import build_prior  # noqa: E402
 from hwnas.latency import atomic_write_text  # noqa: E402
 from hwnas.search import STRATEGIES, create_strategy, get_space  # noqa: E402
 
@@ -297,17 +298,12 @@ def main() -> None:
         tables.check_device(d)
     prior_record = None
     if PRIOR_VARIANT in strategies:
-        from hwnas.bench.problem import build_prior
-
         p_tasks = [c for c in args.prior_tasks.split(",") if c]
         p_devices = [c for c in args.prior_devices.split(",") if c]
         if TASK in p_tasks:
             sys.exit(f"search_benchmark: the prior task {TASK} is the benchmark's objective")
         prior_record = {"tasks": p_tasks, "devices": p_devices}
-        # a device is never its own prior: a problem on one of the prior devices gets the others
-        extra = [d for d in (args.devices_3obj or "").split(",") if d]
-        for d in dict.fromkeys(devices + extra):
-            _PRIOR[d] = build_prior("nb201", p_tasks + [x for x in p_devices if x != d], tables)
+
     obj_sets = {"2": ["2"], "3": ["3"], "both": ["2", "3"]}[args.objectives]
     devices3 = ([d for d in args.devices_3obj.split(",") if d] if args.devices_3obj
                 else devices)
@@ -329,9 +325,15 @@ def main() -> None:
                                 "ideal": _SCORERS[p.name].hv_ratio.ideal.tolist(),
                                 "nadir": _SCORERS[p.name].hv_ratio.nadir.tolist()}
 
-    for key, meta in problems.items():
-        if meta["device"] in _PRIOR:
-            _PRIOR[key] = _PRIOR[meta["device"]]
+    if prior_record is not None:
+        # a device is never its own prior: a problem on one of the prior devices gets the others
+        by_device: dict[str, Any] = {}
+        for key, meta in problems.items():
+            d = meta["device"]
+            if d not in by_device:
+                by_device[d] = build_prior("nb201", prior_record["tasks"] + [
+                    x for x in prior_record["devices"] if x != d], tables)
+            _PRIOR[key] = by_device[d]
     strategies3 = strategies if args.strategies_3obj is None else [
         s for s in strategies if s in args.strategies_3obj.split(",") or s == PYMOO_NSGA2]
     jobs = [(key, s, seed, budgets) for seed in range(args.seeds) for key in problems
