@@ -18,7 +18,10 @@ those three parts and adds what the public tables make cheap:
 3. **Adaptation** (:meth:`MetaLatencyPredictor.adapt`): the new device's shots (HELP's reference
    set is the hardware embedding: the adapted weights over source devices are a function of it)
    fit several linear heads on log-latency (source devices only, plus structure, plus one-hot,
-   plus the learned embedding, at a few ridge penalties); their predictions are averaged with
+   plus the learned embedding, at a few ridge penalties) and one additive cost model on the
+   milliseconds (:func:`~hwnas.meta.latency_features.additive_loo`: a fixed cost plus a
+   non-negative cost per operation, what an accelerator's latency is); their predictions are
+   averaged with
    weights from their leave-one-out errors on the shots, so a device whose runtime prunes dead
    cells picks other features than one that does not.
 
@@ -44,7 +47,7 @@ from torch import nn
 
 from .encoders import ArchEncoder
 from .errors import MetaError
-from .latency_features import LatencyFeatures, ridge_loo
+from .latency_features import LatencyFeatures, additive_loo, ridge_loo
 from .maml import MAML, MetaSGD
 
 __all__ = ["ALGOS", "MIN_SHOTS", "LatencyTask", "MetaLatencyPredictor", "AdaptedLatencyPredictor"]
@@ -315,6 +318,8 @@ class AdaptedLatencyPredictor:
         for name, parts, lam in _CANDIDATES:
             p, e = ridge_loo(np.hstack([blocks[b] for b in parts]), t, idx, lam)
             preds.append(p), errs.append(e), names.append(name)
+        p, e = additive_loo(feats.structure, lat, idx)
+        preds.append(p), errs.append(e), names.append("additive")
         p, e = self.meta._learned_candidate(idx, t)
         preds.append(p), errs.append(e), names.append(f"src+learned[{self.meta.algo}]")
         errs_a = np.maximum(np.asarray(errs), 1e-12)

@@ -8,7 +8,10 @@ per device), the architecture's structural counts and its one-hot encoding
 
 :func:`ridge_loo` fits one linear model on log-latency from a support set and returns its
 leave-one-out error in closed form (Allen's PRESS statistic), which weights the candidates of the
-ensemble in :mod:`hwnas.meta.latency`. :func:`plan_shots` picks which architectures to measure:
+ensemble in :mod:`hwnas.meta.latency`; :func:`additive_loo` fits latency in milliseconds as a
+non-negative sum of per-operation costs (the premise of operator lookup tables: FBNet, Wu et al.,
+CVPR 2019; nn-Meter, Zhang et al., MobiSys 2021), by non-negative least squares (Lawson & Hanson,
+*Solving Least Squares Problems*, 1974). :func:`plan_shots` picks which architectures to measure:
 the reference set of HELP (Lee et al., NeurIPS 2021) and then, greedily, the architectures that most
 increase the determinant of the design's information matrix over the source features (D-optimal
 design, Fedorov 1972), so that twenty measurements pin down the combination of source devices.
@@ -25,7 +28,7 @@ from hwnas.search import as_rng
 
 from .errors import MetaError
 
-__all__ = ["LatencyFeatures", "plan_shots", "ridge_loo", "standardise"]
+__all__ = ["LatencyFeatures", "additive_loo", "plan_shots", "ridge_loo", "standardise"]
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
@@ -114,6 +117,35 @@ def ridge_loo(F: np.ndarray, y: np.ndarray, support: np.ndarray, lam: float
     resid = (y - X @ w) / np.clip(1.0 - hat, 1e-6, None)
     pred = (F - mean) @ w[:-1] + w[-1]
     return pred, float(np.mean(resid**2))
+
+
+def additive_loo(counts: np.ndarray, latency_ms: np.ndarray, support: np.ndarray
+                 ) -> tuple[np.ndarray, float]:
+    """Latency as a fixed cost plus non-negative costs per counted operation, from the support set.
+
+    ``latency_ms ~ c0 + counts @ c`` with ``c0, c >= 0``, fitted on the milliseconds (costs add up
+    in time, not in log-time). Accelerators and batched GPUs are close to additive in their
+    operations, and the sign constraint keeps twenty shots from overfitting (no penalty to tune).
+
+    Args:
+        counts: ``(n, c)`` non-negative structural counts of every architecture (unstandardised).
+        latency_ms: ``(m,)`` latencies of the support rows.
+        support: ``(m,)`` row indices into ``counts``.
+
+    Returns:
+        ``(log-latency predictions for every row, mean squared leave-one-out error on the log
+        scale)``; predictions are floored at half the fastest shot (a sum of costs is positive).
+    """
+    from scipy.optimize import nnls
+
+    X = np.hstack([np.ones((len(counts), 1)), np.asarray(counts, dtype=np.float64)])
+    y = np.asarray(latency_ms, dtype=np.float64)
+    Xs = X[support]
+    floor = 0.5 * float(y.min())
+    rows = np.arange(len(y))
+    loo = np.array([Xs[i] @ nnls(Xs[rows != i], y[rows != i])[0] for i in rows])
+    err = float(np.mean((np.log(y) - np.log(np.maximum(loo, floor))) ** 2))
+    return np.log(np.maximum(X @ nnls(Xs, y)[0], floor)), err
 
 
 def plan_shots(features: LatencyFeatures, n: int, reference: Sequence[int], seed: int | None = 0,

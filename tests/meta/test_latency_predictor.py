@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 from hwnas.meta.encoders import dead_cells, onehot_features, structure_features
 from hwnas.meta.errors import MetaError
 from hwnas.meta.latency import LatencyTask, MetaLatencyPredictor
-from hwnas.meta.latency_features import LatencyFeatures, plan_shots
+from hwnas.meta.latency_features import LatencyFeatures, additive_loo, plan_shots
 from hwnas.search import get_space
 
 N = 400
@@ -73,6 +73,37 @@ def test_meta_fit_adapt_predict(setup, algo):
     assert spearmanr(out[rest], target[rest])[0] > 0.9
     assert np.isclose(pred.weights_.sum(), 1.0)
     assert pred.fit(shots, target[shots]) is pred
+
+
+def test_additive_loo_recovers_operation_costs():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 6, size=(200, 4)).astype(float)
+    lat = 0.5 + counts @ np.array([0.0, 0.2, 1.0, 3.0])  # one free operation: a zero cost
+    shots = rng.choice(200, 20, replace=False)
+    pred, err = additive_loo(counts, lat[shots], shots)
+    np.testing.assert_allclose(np.exp(pred), lat, rtol=1e-6)
+    assert err < 1e-10
+    # a negative cost is impossible: the fit clips it to zero instead of extrapolating with it
+    bad = 5.0 - 0.5 * counts[:, 0]
+    pred, _ = additive_loo(counts, bad[shots], shots)
+    assert np.all(np.exp(pred) >= 0.5 * bad[shots].min() - 1e-12)
+    assert np.ptp(pred) < 1e-9  # no non-negative cost explains a decrease: a constant
+
+
+def test_additive_device_unlike_any_source(setup):
+    """An accelerator whose latency is the sum of its live operations' costs (no noise, costs
+    unlike the sources'): the additive candidate takes the most weight and ranks it."""
+    space, archs, feats, tasks, _ = setup
+    live = structure_features(space, archs)[:, 4:8]
+    target = 0.2 + live @ np.array([0.01, 0.3, 2.0, 0.05])
+    meta = _meta(feats).meta_fit(tasks)
+    shots = plan_shots(feats, 20, range(5), seed=0)
+    pred = meta.adapt(shots, target[shots])
+    best = pred.candidates_[int(np.argmax(pred.weights_))]
+    assert best == "additive", dict(zip(pred.candidates_, pred.weights_.round(3), strict=True))
+    rest = np.setdiff1d(np.arange(len(feats)), shots)
+    out = pred.predict(rest)
+    assert spearmanr(out, target[rest])[0] > 0.99
 
 
 def test_same_seed_same_prediction(setup):
