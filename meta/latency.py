@@ -21,9 +21,8 @@ those three parts and adds what the public tables make cheap:
    plus the learned embedding, at a few ridge penalties) and one additive cost model on the
    milliseconds (:func:`~hwnas.meta.latency_features.additive_loo`: a fixed cost plus a
    non-negative cost per operation, what an accelerator's latency is); their predictions are
-   averaged with
-   weights from their leave-one-out errors on the shots, so a device whose runtime prunes dead
-   cells picks other features than one that does not.
+   averaged with weights from their leave-one-out errors on the shots, so a device whose runtime
+   prunes dead cells picks other features than one that does not.
 
 Example:
     >>> meta = MetaLatencyPredictor(features, seed=0).meta_fit(tasks)  # doctest: +SKIP

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import nnls
 
 from hwnas.search import as_rng
 
@@ -136,8 +137,6 @@ def additive_loo(counts: np.ndarray, latency_ms: np.ndarray, support: np.ndarray
         ``(log-latency predictions for every row, mean squared leave-one-out error on the log
         scale)``; predictions are floored at half the fastest shot (a sum of costs is positive).
     """
-    from scipy.optimize import nnls
-
     X = np.hstack([np.ones((len(counts), 1)), np.asarray(counts, dtype=np.float64)])
     y = np.asarray(latency_ms, dtype=np.float64)
     Xs = X[support]
