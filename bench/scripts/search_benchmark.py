@@ -356,15 +356,15 @@ def main() -> None:
                 wanted.discard(key)
         jobs = [j for j in jobs if (j[0], j[1], j[2]) in wanted]
         print(f"resuming: {len(runs)} runs from {partial}, {len(jobs)} to run", file=sys.stderr)
-    total = len(runs) + len(jobs)
+    n_runs = len(runs) + len(jobs)
     t_runs = time.perf_counter()
     if args.jobs > 1:
         with mp.get_context("fork").Pool(args.jobs) as pool:
             for r in pool.imap_unordered(_job, jobs, chunksize=1):
-                _progress(runs, r, total, t_runs, args.verbose, partial)
+                _progress(runs, r, n_runs, t_runs, args.verbose, partial)
     else:
         for j in jobs:
-            _progress(runs, _job(j), total, t_runs, args.verbose, partial)
+            _progress(runs, _job(j), n_runs, t_runs, args.verbose, partial)
     runs.sort(key=lambda r: (r["problem"], r["strategy"], r["seed"]))
     errors = [r for r in runs if "error" in r]
     for r in errors[:5]:

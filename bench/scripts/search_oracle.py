@@ -36,7 +36,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from hwnas.bench import load_tables  # noqa: E402
+from hwnas.bench import BenchmarkTables, load_tables  # noqa: E402
 from hwnas.bench.harness import FrontScorer, nb201_problem, run_strategy, score_checkpoints  # noqa: E402
 from hwnas.latency.table import atomic_write_text  # noqa: E402
 from hwnas.search import PriorFeatures  # noqa: E402
@@ -47,9 +47,13 @@ ORACLES = ("none", "accuracy", "latency", "both")
 BUDGETS = (300, 1000)
 
 
-def _job(args: tuple[str, str, int, str]) -> dict[str, Any]:
-    data, device, seed, oracle = args
-    tables = load_tables("nb201", data)
+# filled in the parent before the workers fork, so each worker shares the tables copy-on-write
+_TABLES: list[BenchmarkTables] = []
+
+
+def _job(args: tuple[str, int, str]) -> dict[str, Any]:
+    device, seed, oracle = args
+    tables = _TABLES[0]
     problem = nb201_problem(tables, device, TASK)
     idx = np.arange(len(tables))
     columns: dict[str, np.ndarray] = {}
@@ -86,7 +90,8 @@ def main() -> None:
     tables = load_tables("nb201", args.data)
     for d in devices:
         tables.check_device(d)
-    jobs = [(args.data, d, s, o) for d in devices for s in range(args.seeds) for o in oracles]
+    _TABLES.append(tables)
+    jobs = [(d, s, o) for d in devices for s in range(args.seeds) for o in oracles]
     runs = []
     with mp.get_context("fork").Pool(args.jobs) as pool:
         for i, r in enumerate(pool.imap_unordered(_job, jobs), 1):
