@@ -253,12 +253,17 @@ class SurrogateParetoSearch(Strategy):
         local_bonus: standard deviations taken off the gap of the one-edit neighbours of observed
             front members (Pareto sets of NAS problems lie largely in connected regions of the
             neighbourhood graph, the premise of PLS).
+        forest: objectives (positions among the told ones) whose model averages the ridge with an
+            extremely randomised forest (:class:`hwnas.search.blend.RidgeForestBlend`): for
+            objectives that are not additive in the genes, such as accuracy; latency is close to
+            additive and the ridge alone suits it. Each refit then costs several times more.
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
     silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
 
     Attributes:
-        surrogate_: the last fitted :class:`BayesianRidgeEnsemble` (``None`` before).
+        surrogate_: the last fitted :class:`BayesianRidgeEnsemble` (or
+            :class:`~hwnas.search.blend.RidgeForestBlend`; ``None`` before).
 
     Raises:
         HwnasError: an unknown ``transform``.
@@ -272,7 +277,8 @@ class SurrogateParetoSearch(Strategy):
                  initial: int = 20, members: int = 8, transform: str = "rank",
                  pairwise: bool = False, refit_growth: float = 0.02, max_enumerate: int = 50_000,
                  candidates: int = 500, max_pairwise: int = 2000, graph: bool = True,
-                 local_bonus: float = 0.75, prior: PriorFeatures | None = None):
+                 local_bonus: float = 0.75, prior: PriorFeatures | None = None,
+                 forest: tuple[int, ...] = ()):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -282,6 +288,11 @@ class SurrogateParetoSearch(Strategy):
         self.initial, self.members, self.transform = initial, members, transform
         self.pairwise, self.refit_growth, self.graph = pairwise, refit_growth, graph
         self.local_bonus = local_bonus
+        forest = (forest,) if isinstance(forest, int) else tuple(forest)
+        if any(not isinstance(j, int) or not 0 <= j < n_objectives for j in forest):
+            raise HwnasError(f"forest: objective positions in 0..{n_objectives - 1}, "
+                             f"got {list(forest)}")
+        self.forest = forest
         self.max_enumerate, self.candidates, self.max_pairwise = (max_enumerate, candidates,
                                                                   max_pairwise)
         self.surrogate_: BayesianRidgeEnsemble | None = None
@@ -370,8 +381,14 @@ class SurrogateParetoSearch(Strategy):
             alpha, self._alpha_n = None, n
         else:
             alpha = self._alpha
-        self.surrogate_ = BayesianRidgeEnsemble(self.members, seed=int(
-            self.rng.integers(2**32))).fit(self._design(archs), Y, alpha)
+        seed = int(self.rng.integers(2**32))
+        if self.forest:
+            from .blend import RidgeForestBlend  # scikit-learn is imported only when asked for
+
+            model = RidgeForestBlend(self.forest, self.members, seed=seed)
+        else:
+            model = BayesianRidgeEnsemble(self.members, seed=seed)
+        self.surrogate_ = model.fit(self._design(archs), Y, alpha)
         self._alpha, self._fit_n, self._ntarget = self.surrogate_.alpha_, n, Y.shape[1]
 
     def _near_front(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray
