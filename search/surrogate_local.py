@@ -266,7 +266,7 @@ class SurrogateParetoSearch(Strategy):
             :class:`~hwnas.search.blend.RidgeForestBlend`; ``None`` before).
 
     Raises:
-        HwnasError: an unknown ``transform``.
+        HwnasError: an unknown ``transform``, or a ``forest`` position that is not an objective.
 
     Example:
         >>> s = SurrogateParetoSearch(get_space("nb201"), 2, seed=0)
@@ -289,7 +289,7 @@ class SurrogateParetoSearch(Strategy):
         self.pairwise, self.refit_growth, self.graph = pairwise, refit_growth, graph
         self.local_bonus = local_bonus
         forest = (forest,) if isinstance(forest, int) else tuple(forest)
-        if any(not isinstance(j, int) or not 0 <= j < n_objectives for j in forest):
+        if any(type(j) is not int or not 0 <= j < n_objectives for j in forest):
             raise HwnasError(f"forest: objective positions in 0..{n_objectives - 1}, "
                              f"got {list(forest)}")
         self.forest = forest
