@@ -184,7 +184,8 @@ def load_config(path: str | os.PathLike[str]) -> CompareConfig:
         if "prior" in options:
             raise ConfigError(f"{where}: 'prior' is a key of the strategy, not of its options "
                               "(prior = [\"cifar100_test_200ep\", ...])")
-        _check_options(name, options, where)
+        _check_options(name, options, where,
+                       max((len(p["objectives"]) for p in problems.values()), default=2))
         prior = s.get("prior", [])
         if not (isinstance(prior, list) and all(isinstance(x, str) for x in prior)):
             raise ConfigError(f"{where}: 'prior' must be a list of task, device or file names")
@@ -208,8 +209,9 @@ def load_config(path: str | os.PathLike[str]) -> CompareConfig:
                          workers, head.get("ray_address"), str(path))
 
 
-def _check_options(name: str, options: dict[str, Any], where: str) -> None:
-    """Build the strategy once, so a misspelt or invalid option fails here, not in a worker."""
+def _check_options(name: str, options: dict[str, Any], where: str, n_objectives: int = 2) -> None:
+    """Build the strategy once (for ``n_objectives``, the most any problem of the config has),
+    so a misspelt or invalid option fails here, not in a worker."""
     import inspect
 
     from hwnas.search import create_strategy, get_space
@@ -223,7 +225,7 @@ def _check_options(name: str, options: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)} for {name!r}; valid: "
                           f"{', '.join(valid) or 'none'}")
     try:
-        create_strategy(name, get_space("nb201"), 2, seed=0, **options)
+        create_strategy(name, get_space("nb201"), n_objectives, seed=0, **options)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: invalid options for {name!r}: {e}") from None
 

@@ -40,7 +40,8 @@ class RidgeForestBlend:
     """
 
     def __init__(self, outputs: Sequence[int] = (0,), members: int = 8, trees: int = 64,
-                 max_features: float = 0.3, floor: float = 0.17, seed: int | None = None):
+                 max_features: float = 0.3, floor: float = 0.17, seed: int | None = None
+                 ) -> None:
         self.outputs, self.members, self.trees = tuple(outputs), members, trees
         self.max_features, self.floor, self.seed = max_features, floor, seed
 

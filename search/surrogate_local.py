@@ -32,6 +32,8 @@ archives (every ``refit_growth`` relative growth), the front and gaps are recomp
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
@@ -41,6 +43,9 @@ from .pareto import pareto_mask
 from .prior import PriorFeatures
 from .space import Architecture, Space
 from .strategy import Strategy
+
+if TYPE_CHECKING:  # blend imports this module
+    from .blend import RidgeForestBlend
 
 __all__ = ["SurrogateParetoSearch", "BayesianRidgeEnsemble", "PairwiseFeatures"]
 
@@ -278,7 +283,7 @@ class SurrogateParetoSearch(Strategy):
                  pairwise: bool = False, refit_growth: float = 0.02, max_enumerate: int = 50_000,
                  candidates: int = 500, max_pairwise: int = 2000, graph: bool = True,
                  local_bonus: float = 0.75, prior: PriorFeatures | None = None,
-                 forest: tuple[int, ...] = ()):
+                 forest: int | Sequence[int] = ()):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -288,14 +293,15 @@ class SurrogateParetoSearch(Strategy):
         self.initial, self.members, self.transform = initial, members, transform
         self.pairwise, self.refit_growth, self.graph = pairwise, refit_growth, graph
         self.local_bonus = local_bonus
-        forest = (forest,) if isinstance(forest, int) else tuple(forest)
-        if any(type(j) is not int or not 0 <= j < n_objectives for j in forest):
+        forest = (forest,) if isinstance(forest, (int, np.integer)) else tuple(forest)
+        if any(isinstance(j, bool) or not isinstance(j, (int, np.integer))
+               or not 0 <= j < n_objectives for j in forest):
             raise HwnasError(f"forest: objective positions in 0..{n_objectives - 1}, "
                              f"got {list(forest)}")
-        self.forest = forest
+        self.forest = tuple(int(j) for j in forest)
         self.max_enumerate, self.candidates, self.max_pairwise = (max_enumerate, candidates,
                                                                   max_pairwise)
-        self.surrogate_: BayesianRidgeEnsemble | None = None
+        self.surrogate_: BayesianRidgeEnsemble | RidgeForestBlend | None = None
         self._features = PairwiseFeatures(space, max_pairwise if pairwise else 0)
         self._pending: set[Architecture] = set()
         self._all: list[Architecture] | None = None  # every architecture, when enumerated

@@ -145,6 +145,9 @@ def test_ray_executor_on_a_local_cluster(synthetic_data, config, tmp_path):
     (lambda t: t.replace('name = "evolution"', 'name = "surrogate"\nprior = ["dev_a"]')
      .replace("options = { population = 10, sample_size = 3 }", ""),
      "prior 'dev_a' is an objective of problem 'nb201'"),
+    (lambda t: t.replace('name = "evolution"', 'name = "surrogate"')
+     .replace("options = { population = 10, sample_size = 3 }", "options = { forest = [2] }"),
+     "forest: objective positions in 0..1, got [2]"),
 ])
 def test_bad_config_is_one_line_and_exit_2(capsys, synthetic_data, config, tmp_path, edit,
                                           message):
@@ -154,6 +157,15 @@ def test_bad_config_is_one_line_and_exit_2(capsys, synthetic_data, config, tmp_p
     assert code == 2 and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_options_are_checked_for_the_config_s_number_of_objectives(config):
+    """A forest on the third objective is valid once a problem has three objectives."""
+    config.write_text(CONFIG.replace('["accuracy", "latency"]', '["accuracy", "latency", "params"]')
+                      .replace('name = "evolution"', 'name = "surrogate"')
+                      .replace("options = { population = 10, sample_size = 3 }",
+                               "options = { forest = [2] }"))
+    assert load_config(config).strategies["surrogate"]["options"] == {"forest": [2]}
 
 
 def test_a_strategy_with_a_prior_runs_in_the_grid(synthetic_data, config, tmp_path):

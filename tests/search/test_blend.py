@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-
-from hwnas.bench.indicators import hypervolume  # noqa: E402
-from hwnas.search import HwnasError, create_strategy, get_space, run_search  # noqa: E402
-from hwnas.search.blend import RidgeForestBlend  # noqa: E402
-from hwnas.search.surrogate_local import SurrogateParetoSearch  # noqa: E402
+from hwnas.bench.indicators import hypervolume
+from hwnas.search import HwnasError, create_strategy, get_space, run_search
+from hwnas.search.blend import RidgeForestBlend
+from hwnas.search.surrogate_local import SurrogateParetoSearch
 
 
 def two_objectives(archs):
@@ -33,6 +31,13 @@ def test_forest_learns_an_interaction_the_ridge_cannot():
     mu, sd = blend.predict(Xt)
     ridge_mu, _ = blend.ridge_.predict(Xt)
     assert mu.shape == sd.shape == (200, 2) and (sd > 0).all()
+    # the equal mixture's spread: each model's own variance, halved, plus their half-disagreement
+    _, ridge_sd = blend.ridge_.predict(Xt)
+    trees = np.stack([t.predict(Xt.astype(np.float32)) for t in blend.forests_[1].estimators_], 1)
+    var_f = trees.var(axis=1) + (blend.floor * blend.ridge_.y_scale_[1]) ** 2
+    expected = np.sqrt((ridge_sd[:, 1] ** 2 + var_f) / 2
+                       + ((ridge_mu[:, 1] - trees.mean(axis=1)) / 2) ** 2)
+    np.testing.assert_allclose(sd[:, 1], expected, rtol=1e-5)
     np.testing.assert_array_equal(mu[:, 0], ridge_mu[:, 0])  # no forest: the ridge alone
     # the ridge alone cannot express xor; half of it and half the forest do much better
     assert np.abs(mu[:, 1] - truth).mean() < 0.6 * np.abs(ridge_mu[:, 1] - truth).mean()
