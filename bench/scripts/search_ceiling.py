@@ -87,11 +87,9 @@ def greedy_search(mu: np.ndarray, acc: np.ndarray, lat: np.ndarray, budget: int)
         i = int(np.lexsort((mu, score))[-1])
         asked[i] = True
         order.append(i)
-        # the evaluated staircase: best accuracy among evaluated architectures no slower
-        e = np.flatnonzero(asked)
-        e = e[np.argsort(lat[e], kind="stable")]
-        pos = np.searchsorted(lat[e], lat, "right") - 1
-        best = np.where(pos >= 0, np.maximum.accumulate(acc[e])[np.maximum(pos, 0)], -np.inf)
+        # the evaluated staircase (best accuracy among evaluated architectures no slower) rises
+        # to acc[i] wherever i is no slower
+        np.maximum(best, acc[i], out=best, where=lat >= lat[i])
     return np.array(order)
 
 
@@ -101,7 +99,8 @@ def membership_order(mu: np.ndarray, s: float, lat: np.ndarray, draws: int = 400
     every accuracy is drawn from Normal(``mu``, ``s``) and latencies are exact."""
     rng = np.random.default_rng(seed)
     # an architecture more than 6 s behind the predicted front is (practically) never on it
-    cand = np.flatnonzero(front_gaps(mu, lat) < 6 * s)
+    gap = front_gaps(mu, lat)
+    cand = np.flatnonzero(gap < 6 * s)
     freq = np.zeros(len(mu))
     for _ in range(draws):
         a = mu[cand] + s * rng.standard_normal(len(cand))
@@ -112,7 +111,7 @@ def membership_order(mu: np.ndarray, s: float, lat: np.ndarray, draws: int = 400
         best_before = np.concatenate([[-np.inf], np.maximum.accumulate(a)[:-1]])
         freq[cand[order]] += a > best_before
     # architectures never on a sampled front follow, nearest the predicted front first
-    return np.lexsort((front_gaps(mu, lat), -freq))
+    return np.lexsort((gap, -freq))
 
 
 def front_gaps(acc: np.ndarray, lat: np.ndarray) -> np.ndarray:
