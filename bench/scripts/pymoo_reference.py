@@ -146,11 +146,14 @@ def main() -> None:
     settings += [f"hwnas {n}" for n in strategies]
     jobs = [(d, setting, s, budgets) for d in devices for setting in settings
             for s in range(args.seeds)]
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            runs = pool.map(_job, jobs, chunksize=1)
-    else:
-        runs = [_job(j) for j in jobs]
+    runs = []
+    with mp.get_context("fork").Pool(max(1, args.jobs)) as pool:
+        for r in pool.imap_unordered(_job, jobs, chunksize=1):
+            runs.append(r)
+            if len(runs) % 20 == 0 or len(runs) == len(jobs):
+                print(f"  {len(runs)}/{len(jobs)} runs, {time.perf_counter() - t0:.0f}s",
+                      file=sys.stderr, flush=True)
+    runs.sort(key=lambda r: (devices.index(r["device"]), settings.index(r["setting"]), r["seed"]))
 
     summary: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for d in devices:
