@@ -45,6 +45,7 @@ from hwnas.bench import load_tables  # noqa: E402
 from hwnas.bench.harness import PYMOO_NSGA2, nb201_problem, pareto_indices, run_any  # noqa: E402
 from hwnas.latency import atomic_write_text  # noqa: E402
 from hwnas.search import STRATEGIES  # noqa: E402
+from hwnas.search.errors import HwnasError  # noqa: E402
 from hwnas.search.surrogate_local import graph_features  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,10 +132,13 @@ def main() -> None:
         p.exit(2, f"pymoo_reference: unknown strategy {unknown[0]!r}; valid: "
                   f"{', '.join(sorted(STRATEGIES))}, surrogate+forest\n")
     t0 = time.perf_counter()
-    tables = load_tables("nb201", args.data)
     devices = [d for d in args.devices.split(",") if d]
-    for d in devices:
-        tables.check_device(d)
+    try:
+        tables = load_tables("nb201", args.data)
+        for d in devices:
+            tables.check_device(d)
+    except HwnasError as e:
+        p.exit(2, f"pymoo_reference: {e}\n")
     group = equivalence_groups(graph_features(tables.space, list(tables.archs), 5000))
     reps = representatives(group)
     problems = {}
