@@ -1,7 +1,8 @@
 """Benchmarks, tables, runs, reports and the ``hwnas`` command line: ``hwnas.bench``."""
 
+from hwnas.search.tables.load import EXPECTED_ROWS, BenchmarkTables, TableWarning, load_tables
+
 from .cache import StatsCache, default_cache_path
-from .tables import EXPECTED_ROWS, BenchmarkTables, TableWarning, load_tables
 
 __all__ = [
     "EXPECTED_ROWS",

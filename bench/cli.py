@@ -26,10 +26,10 @@ from hwnas.search import (
     get_space,
     list_spaces,
 )
+from hwnas.search.tables import EXPECTED_ROWS, SOURCES, load_tables, override_dir
 
 from .cache import StatsCache
 from .devices import find_profiled, resolve_device, results_dir
-from .tables import EXPECTED_ROWS, SOURCES, load_tables
 
 __all__ = ["cli", "main"]
 
@@ -51,7 +51,8 @@ def _echo_json(obj: Any) -> None:
     "--data",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help=f"Folder of the public benchmark tables (default: ${ENV_VAR}).",
+    help=f"Folder of your own benchmark tables, overriding the bundled copy (default: "
+         f"${ENV_VAR}, else the tables shipped with hwnas).",
 )
 @click.pass_context
 def cli(ctx: click.Context, data: Path | None) -> None:
@@ -60,8 +61,9 @@ def cli(ctx: click.Context, data: Path | None) -> None:
         if not data.is_dir():
             raise DataNotFoundError(
                 f"--data points at {str(data)!r}, which is not a directory; "
-                "point it at the folder holding nb201/, fbnet/ and ofa/"
+                "point it at a folder holding nb201/, fbnet/ or ofa/"
             )
+        override_dir(data)  # a folder without any space folder is refused here, in one line
         # one place decides where the tables are; every later lookup reads HWNAS_DATA
         os.environ[ENV_VAR] = str(data)
 
@@ -104,7 +106,8 @@ def devices(space_names: tuple[str, ...], as_json: bool) -> None:
     for p in find_profiled():
         if p.space in wanted:
             rows.append({"space": p.space, "device": p.device, "rows": p.rows,
-                         "median_ms": p.median_ms, "source": f"profiled: {p.path}"})
+                         "median_ms": p.median_ms, "source": f"profiled: {p.path}",
+                         "copy": "profiled"})
     public = []
     for name in wanted:
         try:
@@ -125,13 +128,15 @@ def devices(space_names: tuple[str, ...], as_json: bool) -> None:
             rows.append({
                 "space": name, "device": dev, "rows": int(lat.notna().sum()),
                 "median_ms": float(lat.median()), "source": f"public: {SOURCES[name]}",
+                "copy": tables.origin,
             })
     if as_json:
         _echo_json(rows)
         return
     _print_table(
-        ["space", "device", "rows", "median ms", "source"],
-        [[r["space"], r["device"], r["rows"], f"{r['median_ms']:.3g}", r["source"]] for r in rows],
+        ["space", "device", "rows", "median ms", "source", "copy"],
+        [[r["space"], r["device"], r["rows"], f"{r['median_ms']:.3g}", r["source"], r["copy"]]
+         for r in rows],
     )
 
 
@@ -363,7 +368,7 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
                                  "--inherit and --executor need --evaluate train",
                                  param_hint="--evaluate")
     if evaluate == "train":
-        from .datasets import get_dataset, list_datasets
+        from .live.datasets import get_dataset, list_datasets
 
         dataset = dataset or "digits"
         if dataset not in list_datasets():

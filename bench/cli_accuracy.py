@@ -22,8 +22,7 @@ def _context(space_name: str, source_tasks: str | None):
 
     from hwnas.meta.accuracy_features import AccuracyFeatures
     from hwnas.meta.encoders import onehot_features, structure_features
-
-    from .tables import load_tables
+    from hwnas.search.tables.load import load_tables
 
     if space_name not in list_spaces():
         raise UnknownNameError("space", space_name, list_spaces())

@@ -28,8 +28,7 @@ def _context(space_name: str, source_devices: str | None):
 
     from hwnas.meta.encoders import onehot_features, structure_features
     from hwnas.meta.latency_features import LatencyFeatures
-
-    from .tables import load_tables
+    from hwnas.search.tables.load import load_tables
 
     if space_name not in list_spaces():
         raise UnknownNameError("space", space_name, list_spaces())

@@ -215,7 +215,7 @@ def _check_options(name: str, options: dict[str, Any], where: str, n_objectives:
     import inspect
 
     from hwnas.search import create_strategy, get_space
-    from hwnas.search.strategy import STRATEGIES
+    from hwnas.search.strategies.base import STRATEGIES
 
     module, cls = STRATEGIES[name].split(":")
     params = inspect.signature(getattr(__import__(module, fromlist=[cls]), cls)).parameters
@@ -266,8 +266,9 @@ def run_one(spec: RunSpec, out: str, data_dir: str | None) -> dict[str, Any]:
     Returns ``{"run": folder, "status": "done" | "skipped" | "locked" | "failed", ...}``; a
     failure is reported (with its message), not raised, so the rest of the grid goes on.
     """
+    from hwnas.search.tables.load import load_tables
+
     from .problem import run_problem
-    from .tables import load_tables
 
     folder = Path(out) / spec.folder
     if is_finished(folder, spec.config):

@@ -27,8 +27,7 @@ from hwnas.search import (
     UnknownNameError,
     get_space,
 )
-
-from .tables import BenchmarkTables
+from hwnas.search.tables.load import BenchmarkTables
 
 __all__ = ["TableLatency", "ProfiledDevice", "results_dir", "find_profiled", "resolve_device"]
 

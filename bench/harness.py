@@ -31,9 +31,9 @@ from hwnas.search import (
     pareto_mask,
     run_search,
 )
+from hwnas.search.tables.load import BenchmarkTables
 
 from .indicators import FrontRecall, HypervolumeRatio, IGDPlus
-from .tables import BenchmarkTables
 
 __all__ = [
     "PYMOO_NSGA2",

@@ -2,10 +2,10 @@
 
 ``hwnas search`` builds its objectives here: ``accuracy`` (a task column of the space's public
 table, or with ``evaluate="train"`` the validation accuracy of training the network now on a
-dataset, see :mod:`hwnas.bench.live`; maximised), ``latency`` (any ``--device``: public name,
-device-table path, profiled name or ``live:RUNTIME``; minimised), ``params`` and ``flops``
-(computed from the built network, cached on disk; minimised). A run writes ``evaluations.csv``
-(one row per unique evaluation, in order), ``front.csv`` (its feasible non-dominated rows) and
+dataset, see :mod:`hwnas.bench.live.accuracy`; maximised), ``latency`` (any ``--device``: public
+name, device-table path, profiled name or ``live:RUNTIME``; minimised), ``params`` and ``flops``
+(computed from the built network, cached on disk; minimised). A run writes ``evaluations.csv`` (one
+row per unique evaluation, in order), ``front.csv`` (its feasible non-dominated rows) and
 ``run.json`` (configuration, seed, versions, timings), each atomically.
 """
 
@@ -38,11 +38,11 @@ from hwnas.search import (
     pareto_mask,
     run_search,
 )
-from hwnas.search.prior import PriorFeatures
+from hwnas.search.strategies.prior import PriorFeatures
+from hwnas.search.tables.load import BenchmarkTables
 
 from .cache import StatsCache
 from .devices import resolve_device
-from .tables import BenchmarkTables
 
 __all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives", "build_prior",
            "is_accuracy_file", "PRIOR_STRATEGIES",
@@ -98,13 +98,14 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
 
     Args:
         evaluate: where accuracy comes from: ``table`` (the public tables' ``task`` column) or
-            ``train`` (:class:`hwnas.bench.live.LiveAccuracy`: train each architecture on
-            ``dataset`` with a :class:`hwnas.bench.training.TrainRecipe` of ``train``'s fields).
+            ``train`` (:class:`hwnas.bench.live.accuracy.LiveAccuracy`: train each architecture on
+            ``dataset`` with a :class:`hwnas.bench.live.training.TrainRecipe` of ``train``'s
+            fields).
         live: how live training runs: ``early_stop`` (k of an early-stopping rule, or absent),
-            ``early_stop_rule`` (``extrapolate``: :class:`~hwnas.bench.training.EarlyStopping`,
-            ``peers``: :class:`~hwnas.bench.training.PeerStopping`), ``inherit`` (start
+            ``early_stop_rule`` (``extrapolate``: :class:`~hwnas.bench.live.training.EarlyStopping`,
+            ``peers``: :class:`~hwnas.bench.live.training.PeerStopping`), ``inherit`` (start
             from a trained one-edit neighbour's weights), ``executor`` and ``workers`` (see
-            :class:`~hwnas.bench.live.LiveAccuracy`).
+            :class:`~hwnas.bench.live.accuracy.LiveAccuracy`).
 
     Raises:
         UnknownNameError: an unknown objective, task or device.
@@ -269,9 +270,9 @@ def is_accuracy_file(task: str | None) -> bool:
 
 def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | None,
                    live: dict[str, Any] | None = None) -> MetricSource:
-    from .datasets import get_dataset
-    from .live import LiveAccuracy
-    from .training import EarlyStopping, PeerStopping, TrainRecipe
+    from .live.accuracy import LiveAccuracy
+    from .live.datasets import get_dataset
+    from .live.training import EarlyStopping, PeerStopping, TrainRecipe
 
     if dataset is None:
         raise HwnasError("accuracy by training (evaluate=train) needs a dataset (--dataset)")

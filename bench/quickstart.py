@@ -59,11 +59,11 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
 
     from hwnas.latency import MeasurementProtocol, Profiler, RuntimeConfig, Target, get_runtime
     from hwnas.search import get_space
+    from hwnas.search.tables.load import load_tables
 
     from .cli import main
     from .compare import CompareConfig, run_compare
     from .report import build_report
-    from .tables import load_tables
 
     bar = progress or (lambda label: contextlib.nullcontext(lambda *a: None))
     out = Path(out)

@@ -75,9 +75,9 @@ def reference_front(problem: dict[str, Any], data_dir: str | None,
         runs: evaluations of runs of this problem (for the ``union`` fallback).
     """
     from hwnas.search import evaluate_objectives
+    from hwnas.search.tables.load import load_tables
 
     from .problem import build_objectives
-    from .tables import load_tables
 
     names = list(problem["objectives"])
     signs = np.array([SIGNS[n] for n in names])

@@ -133,7 +133,7 @@ class _Graph:
 
 def _nb201_graph(ops: Sequence[str]) -> _Graph:
     """The exported network as ONNX has it (BN folded into convs), in topological order."""
-    from hwnas.search.nb201 import EDGES
+    from hwnas.search.spaces.nb201 import EDGES
 
     g = _Graph()
     x = g.add("conv", [0], (16, 32, 32), k=3)

@@ -38,7 +38,7 @@ from hwnas.search import Architecture, Space
 __all__ = ["ArchEncoder", "dead_cells", "fbnet_layer_costs", "live_edges", "onehot_features",
            "structure_features"]
 
-# NB201 edges as (target, source), in gene order (hwnas.search.nb201.EDGES)
+# NB201 edges as (target, source), in gene order (hwnas.search.spaces.nb201.EDGES)
 _NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 
 
@@ -89,8 +89,8 @@ def onehot_features(space: Space, archs: Sequence[Architecture]) -> np.ndarray:
 def fbnet_layer_costs() -> np.ndarray:
     """``(layers, blocks, 2)``: multiply-accumulates and parameters of every FBNet layer choice
     at the space's 32 x 32 input (each choice built once)."""
-    from hwnas.search.fbnet import _LAYERS, BLOCKS, _make_layer
-    from hwnas.search.stats import count_params
+    from hwnas.search.spaces.fbnet import _LAYERS, BLOCKS, _make_layer
+    from hwnas.search.spaces.stats import count_params
 
     macs = [0.0]
 

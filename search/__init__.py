@@ -28,11 +28,10 @@ from .pareto import (
     non_dominated_sort,
     pareto_mask,
 )
-from .prior import PriorFeatures
-from .registry import SPACES, get_space, list_spaces
-from .space import Architecture, Gene, Graph, RNGLike, Space, as_rng
-from .stats import ModelStats, count_macs, count_params, model_stats
-from .strategy import (
+from .spaces.registry import SPACES, get_space, list_spaces
+from .spaces.space import Architecture, Gene, Graph, RNGLike, Space, as_rng
+from .spaces.stats import ModelStats, count_macs, count_params, model_stats
+from .strategies.base import (
     STRATEGIES,
     SearchRecord,
     SearchResult,
@@ -41,6 +40,7 @@ from .strategy import (
     list_strategies,
     run_search,
 )
+from .strategies.prior import PriorFeatures
 
 __all__ = [
     "STRATEGIES",

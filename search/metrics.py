@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .space import Architecture
+from .spaces.space import Architecture
 
 __all__ = ["MetricSource"]
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import HwnasError
 from .metrics import MetricSource
-from .space import Architecture
+from .spaces.space import Architecture
 
 __all__ = [
     "Objective",

@@ -21,15 +21,14 @@ settings.register_profile("hwnas", derandomize=True, deadline=None, max_examples
 settings.load_profile("hwnas")
 
 REPO = Path(__file__).resolve().parents[1]
-PUBLIC_DATA = Path(os.environ.get("HWNAS_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
 def public_data() -> Path:
-    """The public tables; tests using this skip when they are absent."""
-    if not (PUBLIC_DATA / "nb201" / "architectures.csv").is_file():
-        pytest.skip(f"public tables not found at {PUBLIC_DATA} (set HWNAS_DATA)")
-    return PUBLIC_DATA
+    """The public tables: the copy bundled with the package (always there)."""
+    from hwnas.search.tables import bundled_dir
+
+    return bundled_dir()
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,10 @@
 """Does low-fidelity training rank NB-201 architectures like the longer reference training?
 
-For the first ``--archs`` architectures of :func:`hwnas.bench.training.benchmark_archs` (a fixed
-permutation of NB-201 indices, shared with the one-shot benchmark) on scikit-learn's digits:
+For the first ``--archs`` architectures of :func:`hwnas.bench.live.training.benchmark_archs` (a
+fixed permutation of NB-201 indices, shared with the one-shot benchmark) on scikit-learn's digits:
 
 - the **reference**: full width (C=16), the full training set, ``--ref-epochs`` epochs (default
-  4 x the low-fidelity epochs) of the default :class:`~hwnas.bench.training.TrainRecipe`
+  4 x the low-fidelity epochs) of the default :class:`~hwnas.bench.live.training.TrainRecipe`
   (batch 32);
 - low fidelities: the reference's own accuracy after fewer epochs (the curve prefix: free), and
   separate ``--epochs``-epoch trainings (``E`` is ``--epochs`` or else sized from one measured
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     from scipy.stats import kendalltau, spearmanr
 
-    from hwnas.bench.datasets import get_dataset
-    from hwnas.bench.training import (
+    from hwnas.bench.live.datasets import get_dataset
+    from hwnas.bench.live.training import (
         EarlyStopping,
         PeerStopping,
         TrainRecipe,

@@ -46,19 +46,19 @@ import torch  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from hwnas.bench.datasets import get_dataset  # noqa: E402
 from hwnas.bench.indicators import hypervolume  # noqa: E402
+from hwnas.bench.live.datasets import get_dataset  # noqa: E402
 from hwnas.latency import atomic_write_text  # noqa: E402
 from hwnas.latency.lut import LUTLatency, OperatorLUT  # noqa: E402
 from hwnas.search import create_strategy, get_space, pareto_mask  # noqa: E402
-from hwnas.search.differentiable import DifferentiableSearch, linear_op_costs  # noqa: E402
-from hwnas.search.nb201 import NB201Space  # noqa: E402
-from hwnas.search.supernet import (  # noqa: E402
+from hwnas.search.oneshot.differentiable import DifferentiableSearch, linear_op_costs  # noqa: E402
+from hwnas.search.oneshot.supernet import (  # noqa: E402
     NB201Supernet,
     SupernetAccuracy,
     as_tensors,
     train_supernet,
 )
+from hwnas.search.spaces.nb201 import NB201Space  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ strategies (``--strategies``) beside it under the same readings:
 
   - ``index``: the fraction of the true Pareto set evaluated, by table index (the benchmark's);
   - ``equivalent``: a front member also counts as found when an evaluated cell computes the same
-    function -- the same live graph (:func:`hwnas.search.surrogate_local.graph_features` row);
+    function -- the same live graph (:func:`hwnas.search.strategies.surrogate.graph_features` row);
   - ``representatives``: the true front of one cell per equivalence group (its lowest index), a
     group counting as found when any of its cells is evaluated -- the front of a table from which
     duplicate cells were removed.
@@ -46,7 +46,7 @@ from hwnas.bench.harness import PYMOO_NSGA2, nb201_problem, pareto_indices, run_
 from hwnas.latency import atomic_write_text  # noqa: E402
 from hwnas.search import STRATEGIES  # noqa: E402
 from hwnas.search.errors import HwnasError  # noqa: E402
-from hwnas.search.surrogate_local import graph_features  # noqa: E402
+from hwnas.search.strategies.surrogate import graph_features  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 HELP_TEST_DEVICES = "titan_rtx_256,gold_6226,fpga,pixel2,raspi4,eyeriss"

@@ -52,7 +52,7 @@ from sklearn.model_selection import KFold
 from hwnas.bench import load_tables
 from hwnas.bench.harness import nb201_problem
 from hwnas.latency.table import atomic_write_text
-from hwnas.search.surrogate_local import PairwiseFeatures, graph_features
+from hwnas.search.strategies.surrogate import PairwiseFeatures, graph_features
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = "cifar10_test_200ep"

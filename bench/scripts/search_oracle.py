@@ -1,7 +1,7 @@
 """Where does the surrogate search lose front recall? Give it the answer and see.
 
 On NB201 (CIFAR-10 200-epoch accuracy x latency on a device), the surrogate strategy
-(:class:`hwnas.search.surrogate_local.SurrogateParetoSearch`) runs four times per seed:
+(:class:`hwnas.search.strategies.surrogate.SurrogateParetoSearch`) runs four times per seed:
 
 - ``none``: as users run it (its own evaluations only);
 - ``accuracy``: the true accuracy of *every* architecture given as a prior feature

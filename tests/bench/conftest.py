@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hwnas.bench.datasets import get_dataset
+from hwnas.bench.live.datasets import get_dataset
 
 
 @pytest.fixture(scope="session")

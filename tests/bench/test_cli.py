@@ -55,12 +55,12 @@ def test_query_json(capsys, synthetic_data):
     assert set(json.loads(out)["latency_ms"]) == {"dev_b"}
 
 
-def test_query_without_tables_still_gives_size(capsys):
+def test_query_outside_the_sampled_table_still_gives_size(capsys):
     code, out, err = run(capsys, "query", "--space", "fbnet", "--arch",
                          "-".join(["skip"] * 22), "--json")
     assert code == 0
     assert json.loads(out)["params"] == 780_660 and json.loads(out)["index"] is None
-    assert "no public tables" in err
+    assert "not in the public table of 5000 architectures" in err
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -86,11 +86,27 @@ def test_bad_input_is_one_line_and_exit_2(capsys, synthetic_data, argv, message)
     assert "Traceback" not in err
 
 
-def test_missing_data_is_one_line(capsys, tmp_path):
-    code, _, err = run(capsys, "query", "--space", "nb201", "--index", "3")
-    assert code == 2 and "HWNAS_DATA is not set" in err and err.count("\n") == 1
+def test_bundled_tables_by_default_and_a_bad_override_is_one_line(capsys, tmp_path,
+                                                                    monkeypatch):
+    code, out, _ = run(capsys, "query", "--space", "nb201", "--index", "1", "--json")
+    assert code == 0 and json.loads(out)["accuracy"]["cifar10_test_200ep"] == 93.66
     code, _, err = run(capsys, "--data", str(tmp_path / "nope"), "devices")
-    assert code == 2 and "--data points at" in err
+    assert code == 2 and "--data points at" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "--data", str(tmp_path), "devices")
+    assert code == 2 and "holds none of" in err and err.count("\n") == 1
+    monkeypatch.setenv("HWNAS_DATA", str(tmp_path / "nope"))
+    code, _, err = run(capsys, "query", "--space", "nb201", "--index", "3")
+    assert code == 2 and "HWNAS_DATA points at" in err and err.count("\n") == 1
+
+
+def test_devices_says_which_copy_each_table_came_from(capsys, synthetic_data):
+    code, out, _ = run(capsys, "--data", str(synthetic_data), "devices", "--json")
+    rows = json.loads(out)
+    assert code == 0
+    copies = {r["space"]: r["copy"] for r in rows}
+    # the override holds nb201 only: fbnet and ofa still come from the bundled copy
+    assert copies["nb201"].endswith(f" {synthetic_data}")
+    assert copies["fbnet"] == copies["ofa"] == "bundled"
 
 
 def test_devices(capsys, synthetic_data):
@@ -110,7 +126,6 @@ def test_console_script_entry_point(synthetic_data):
     assert proc.stderr.startswith("hwnas: error: ofa:")
 
 
-@pytest.mark.data
 def test_query_public_tables(capsys, public_data):
     code, out, err = run(capsys, "--data", str(public_data), "query", "--space", "nb201",
                          "--index", "0", "--json")

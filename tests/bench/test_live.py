@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from hwnas.bench.cli import main
-from hwnas.bench.live import LiveAccuracy
-from hwnas.bench.training import EarlyStopping, TrainRecipe
+from hwnas.bench.live.accuracy import LiveAccuracy
+from hwnas.bench.live.training import EarlyStopping, TrainRecipe
 from hwnas.search import UnknownNameError, get_space
 
 TINY = TrainRecipe(epochs=1, train_fraction=0.2, width=0.25, batch_size=32)

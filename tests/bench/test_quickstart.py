@@ -30,7 +30,8 @@ def test_quickstart_profiles_adapts_searches_and_reports(capsys, synthetic_data,
     assert json.loads((out / "summary.json").read_text())["lines"] == lines[1:]
 
 
-def test_quickstart_without_tables_says_how_to_point_at_them(capsys, tmp_path):
+def test_quickstart_with_a_bad_table_folder_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HWNAS_DATA", str(tmp_path / "missing"))
     code = main(["quickstart", "--out", str(tmp_path / "qs")])
     _, err = capsys.readouterr()
     assert code == 2 and "HWNAS_DATA" in err and err.count("\n") == 1, err

@@ -47,9 +47,12 @@ def test_bad_names_and_indices(synthetic_data):
         load_tables("nb301", synthetic_data)
 
 
-def test_missing_data_says_where_it_looked(tmp_path):
-    with pytest.raises(DataNotFoundError, match="HWNAS_DATA is not set"):
+def test_bundled_by_default_and_a_bad_override_says_where_it_looked(tmp_path, monkeypatch):
+    assert load_tables("nb201").origin == "bundled"
+    monkeypatch.setenv("HWNAS_DATA", str(tmp_path / "nope"))
+    with pytest.raises(DataNotFoundError, match="HWNAS_DATA points at"):
         load_tables("nb201")
+    monkeypatch.delenv("HWNAS_DATA")
     with pytest.raises(DataNotFoundError, match="not a directory"):
         load_tables("nb201", tmp_path / "nope")
     with pytest.raises(DataNotFoundError, match="holds none of"):
@@ -114,7 +117,6 @@ def test_stats_cache_computes_once(tmp_path, monkeypatch):
     assert cache.get(space, archs[1]) == first[1]
 
 
-@pytest.mark.data
 def test_public_tables_load_clean(public_data):
     for name, rows in (("nb201", 15625), ("fbnet", 5000), ("ofa", 5000)):
         with warnings.catch_warnings():
@@ -128,7 +130,6 @@ def test_public_tables_load_clean(public_data):
     assert {"titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss"} <= set(nb.devices)
 
 
-@pytest.mark.data
 def test_fbnet_arch_outside_the_table_says_so(public_data):
     t = load_tables("fbnet", public_data)
     space = get_space("fbnet")

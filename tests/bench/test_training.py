@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hwnas.bench.training import (
+from hwnas.bench.live.training import (
     EarlyStopping,
     PeerStopping,
     TrainRecipe,

@@ -25,7 +25,7 @@ from hwnas.latency import (
     read_device_table,
 )
 from hwnas.search import TableError, get_space
-from hwnas.search.nb201 import NB201Space
+from hwnas.search.spaces.nb201 import NB201Space
 
 FAST = MeasurementProtocol(warmup_runs=2, min_runs=5, max_runs=10, rounds=2, reference_every=2)
 SPACE = get_space("nb201")

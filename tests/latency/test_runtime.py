@@ -18,7 +18,7 @@ from hwnas.latency import (
     make_session,
 )
 from hwnas.search import HwnasError, UnknownNameError, get_space
-from hwnas.search.nb201 import NB201Space
+from hwnas.search.spaces.nb201 import NB201Space
 
 SMALL = {
     "nb201": "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",

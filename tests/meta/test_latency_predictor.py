@@ -157,7 +157,6 @@ def test_plan_shots(setup):
         plan_shots(feats, len(feats) + 1, [])
 
 
-@pytest.mark.data
 def test_public_nb201_transfer(public_data):
     """Ridge-adapted transfer to eyeriss from HELP's nb201 train devices beats FLOPs (0.54)."""
     import json
@@ -186,7 +185,7 @@ def test_public_nb201_transfer(public_data):
 def test_fbnet_structure_counts_the_network_macs():
     # the per-layer MACs and parameters add up to the built network's, up to the stem and the
     # head, which every FBNet architecture shares: the same offset for any two architectures
-    from hwnas.search.stats import model_stats
+    from hwnas.search.spaces.stats import model_stats
 
     space = get_space("fbnet")
     archs = space.sample_batch(2, 1)

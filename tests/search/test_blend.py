@@ -7,8 +7,8 @@ import pytest
 
 from hwnas.bench.indicators import hypervolume
 from hwnas.search import HwnasError, create_strategy, get_space, run_search
-from hwnas.search.blend import RidgeForestBlend
-from hwnas.search.surrogate_local import SurrogateParetoSearch
+from hwnas.search.strategies.blend import RidgeForestBlend
+from hwnas.search.strategies.surrogate import SurrogateParetoSearch
 
 
 def two_objectives(archs):

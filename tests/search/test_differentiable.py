@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from hwnas.search import HwnasError, MetricSource, get_space
-from hwnas.search.differentiable import (
+from hwnas.search.oneshot.differentiable import (
     DifferentiableSearch,
     OpCosts,
     expected_latency,
     linear_op_costs,
 )
-from hwnas.search.supernet import NB201Supernet
+from hwnas.search.oneshot.supernet import NB201Supernet
 
 SPACE = get_space("nb201")
 # made-up per-(edge, op) costs in ms: convolutions dear, none free

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwnas.search import Architecture, ArchitectureError, count_params, get_space
-from hwnas.search.fbnet import BLOCKS, FBNetSpace
+from hwnas.search.spaces.fbnet import BLOCKS, FBNetSpace
 
 SPACE = FBNetSpace()
 N = 22
@@ -161,18 +157,11 @@ def test_onnx_export(tmp_path):
         np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-4)
 
 
-def _table() -> Path:
-    root = os.environ.get("HWNAS_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data"
-    return Path(root) / "fbnet" / "architectures.csv"
-
-
-@pytest.mark.data
 def test_every_table_row_parses():
-    path = _table()
-    if not path.is_file():
-        pytest.skip(f"{path} not found (set HWNAS_DATA)")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    from hwnas.search.tables import bundled_dir, read_frame
+
+    frame, _ = read_frame(bundled_dir() / "fbnet", "architectures")
+    rows = frame.astype({c: str for c in frame.columns if c.startswith("layer")}).to_dict("records")
     archs = [SPACE.from_blocks([r[f"layer{i:02d}"] for i in range(N)]) for r in rows]
     assert len(archs) == len(rows) > 0
     assert all(SPACE.parse(str(a)) == a for a in archs)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hwnas.search import ArchitectureError, DataNotFoundError, count_params, get_space, model_stats
-from hwnas.search.nb201 import NB201Space
+from hwnas.search.spaces.nb201 import NB201Space
 
 S = get_space("nb201")
 
@@ -98,9 +98,9 @@ def test_neighbours_count():
     assert len(S.neighbours(S.sample(0))) == 6 * 4
 
 
-def test_index_needs_the_tables(tmp_path):
-    with pytest.raises(DataNotFoundError, match="HWNAS_DATA"):
-        NB201Space().index(S.sample(0))
+def test_index_comes_from_the_bundled_tables_unless_overridden(tmp_path):
+    a = S.sample(0)
+    assert NB201Space()[NB201Space().index(a)] == a
     with pytest.raises(DataNotFoundError, match="not a directory"):
         NB201Space(tmp_path / "missing")[0]
 
@@ -116,7 +116,6 @@ def test_index_order_comes_from_the_table(synthetic_data):
     assert [space.format(a) for a in list(space)[:3]] == table["arch"][:3].tolist()
 
 
-@pytest.mark.data
 def test_official_order_round_trips(public_data):
     space = NB201Space(public_data)
     assert len(list(space)) == 15625

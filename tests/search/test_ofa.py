@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwnas.search import Architecture, ArchitectureError, count_params, get_space
-from hwnas.search.ofa import DEPTHS, EXPANDS, KERNELS, RESOLUTIONS, OFASpace, make_divisible
+from hwnas.search.spaces.ofa import DEPTHS, EXPANDS, KERNELS, RESOLUTIONS, OFASpace, make_divisible
 
 SPACE = OFASpace()
 N = len(SPACE.genes)
@@ -223,17 +221,12 @@ def test_onnx_export(tmp_path: Path) -> None:
         np.testing.assert_allclose(out, model(x).numpy(), rtol=1e-3, atol=1e-4)
 
 
-def _table() -> Path:
-    root = os.environ.get("HWNAS_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data"
-    return Path(root) / "ofa" / "architectures.jsonl"
-
-
-@pytest.mark.data
 def test_public_table_rows_canonicalise_and_round_trip() -> None:
-    path = _table()
-    if not path.is_file():
-        pytest.skip(f"public OFA table not found at {path}")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from hwnas.search.tables import bundled_dir, read_frame
+
+    frame, _ = read_frame(bundled_dir() / "ofa", "architectures")
+    rows = [{"ks": list(map(int, k)), "e": list(map(int, e)), "d": list(map(int, d)), "r": int(r)}
+            for k, e, d, r in zip(frame["ks"], frame["e"], frame["d"], frame["r"], strict=True)]
     assert len(rows) == 5000
     archs = []
     for row in rows:

@@ -20,9 +20,9 @@ from hwnas.search import (
     pareto_mask,
     run_search,
 )
-from hwnas.search.evolution import RegularizedEvolution
-from hwnas.search.local import ParetoLocalSearch
-from hwnas.search.nsga2 import NSGA2, constrained_rank
+from hwnas.search.strategies.evolution import RegularizedEvolution
+from hwnas.search.strategies.local import ParetoLocalSearch
+from hwnas.search.strategies.nsga2 import NSGA2, constrained_rank
 
 NAMES = ("evolution", "nsga2", "local")
 SMALL = {"evolution": {"population": 10, "sample_size": 3}, "nsga2": {"population": 10},

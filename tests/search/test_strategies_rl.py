@@ -13,8 +13,8 @@ from hwnas.search import (
     pareto_mask,
     run_search,
 )
-from hwnas.search.guided import PredictorGuided, RandomFeatureEnsemble, hypervolume_gain
-from hwnas.search.reinforce import Reinforce
+from hwnas.search.strategies.guided import PredictorGuided, RandomFeatureEnsemble, hypervolume_gain
+from hwnas.search.strategies.reinforce import Reinforce
 
 NAMES = ("reinforce", "guided")
 

@@ -13,7 +13,7 @@ from hwnas.search import (
     pareto_mask,
     run_search,
 )
-from hwnas.search.surrogate_local import (
+from hwnas.search.strategies.surrogate import (
     BayesianRidgeEnsemble,
     SurrogateParetoSearch,
     gaps,

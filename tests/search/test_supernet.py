@@ -8,7 +8,7 @@ import torch
 
 from hwnas.search import HwnasError, get_space
 from hwnas.search.errors import ArchitectureError
-from hwnas.search.supernet import (
+from hwnas.search.oneshot.supernet import (
     NB201Supernet,
     SupernetAccuracy,
     evaluate_subnet,

@@ -1,7 +1,7 @@
 """A weight-sharing supernet of NAS-Bench-201 and single-path one-shot training.
 
 One network holds all five operations on every edge of every cell of the NB201 macro-network
-(:class:`hwnas.search.nb201.NB201Network`: stem, three stages of ``cells_per_stage`` cells of
+(:class:`hwnas.search.spaces.nb201.NB201Network`: stem, three stages of ``cells_per_stage`` cells of
 ``c``, ``2c`` and ``4c`` channels, residual reductions, BN-ReLU, pooling, classifier); a *path*
 chooses one operation per edge, shared by all cells as in the benchmark, and runs exactly the
 network :meth:`NB201Space.build` would build for that cell (:meth:`NB201Supernet.extract` copies
@@ -29,10 +29,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from .errors import ArchitectureError, HwnasError
-from .metrics import MetricSource
-from .nb201 import EDGES, OPS, NB201Network, ReLUConvBN, Zero, build_macro
-from .space import Architecture
+from ..errors import ArchitectureError, HwnasError
+from ..metrics import MetricSource
+from ..spaces.nb201 import EDGES, OPS, NB201Network, ReLUConvBN, Zero, build_macro
+from ..spaces.space import Architecture
 
 __all__ = [
     "NB201Supernet",

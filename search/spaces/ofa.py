@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ArchitectureError
+from ..errors import ArchitectureError
 from .space import Architecture, Gene, Graph, Space
 
 __all__ = [

@@ -16,7 +16,7 @@ code does (so an eager runtime still pays for the work that feeds it). The train
 equals the benchmark's for every cell (1,531,546 for all ``nor_conv_3x3`` with 10 classes).
 
 The *index* of an architecture is its row in the benchmark's release, read from the public tables
-(``nb201/architectures.csv`` under ``HWNAS_DATA``); everything else works without them.
+(bundled with the package, or ``--data``/``HWNAS_DATA``); everything else works without them.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import resolve_data_dir
-from .errors import ArchitectureError, NotInTableError, TableError
+from ..errors import ArchitectureError, NotInTableError, TableError
+from ..tables.files import read_frame, table_root
 from .space import Architecture, Gene, Graph, Space
 
 __all__ = ["NB201Space", "OPS", "EDGES", "NB201Network"]
@@ -47,7 +47,8 @@ class NB201Space(Space):
     """The NAS-Bench-201 cell space (finite, enumerable in the benchmark's index order).
 
     Args:
-        data_dir: folder of the public tables, for the official index order; default ``HWNAS_DATA``.
+        data_dir: folder of the public tables, for the official index order; default:
+            ``HWNAS_DATA``, else the bundled copy.
 
     Example:
         >>> s = NB201Space()
@@ -161,7 +162,7 @@ class NB201Space(Space):
 
         Every cell of a stage sees the same shapes, so a network's parameters and MACs are a
         fixed part plus one cost per edge operation; the costs are measured once on the five
-        uniform cells (via :func:`hwnas.search.stats.model_stats`) and the sum is exact.
+        uniform cells (via :func:`hwnas.search.spaces.stats.model_stats`) and the sum is exact.
         """
         from .stats import ModelStats
 
@@ -182,7 +183,8 @@ class NB201Space(Space):
         return _SIZE
 
     def _order(self) -> tuple[list[Architecture], dict[Architecture, int]]:
-        return _official_order(str(resolve_data_dir(self.data_dir)))
+        root, _ = table_root("nb201", self.data_dir)
+        return _official_order(str(root))
 
     def index(self, arch: Architecture) -> int:
         """The benchmark's index of ``arch`` (needs the public tables)."""
@@ -201,13 +203,7 @@ class NB201Space(Space):
 
 @cache
 def _official_order(data_dir: str) -> tuple[list[Architecture], dict[Architecture, int]]:
-    import pandas as pd  # only needed for the index order
-
-    path = Path(data_dir) / "nb201" / "architectures.csv"
-    try:
-        table = pd.read_csv(path, usecols=["index", "arch"])
-    except (OSError, ValueError) as e:
-        raise TableError(f"cannot read the NB201 index order from {path}: {e}") from None
+    table, path = read_frame(Path(data_dir) / "nb201", "architectures", ["index", "arch"])
     if len(table) != _SIZE or not np.array_equal(table["index"].to_numpy(), np.arange(_SIZE)):
         raise TableError(f"{path}: expected indices 0..{_SIZE - 1} in order, got {len(table)} rows")
     space = NB201Space(data_dir)

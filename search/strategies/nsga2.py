@@ -23,9 +23,9 @@ from functools import partial
 
 import numpy as np
 
-from .pareto import crowding_distance, non_dominated_sort
-from .space import Architecture, Space
-from .strategy import Strategy
+from ..pareto import crowding_distance, non_dominated_sort
+from ..spaces.space import Architecture, Space
+from .base import Strategy
 
 __all__ = ["NSGA2", "constrained_rank", "rank_and_crowding", "fresh_child"]
 

@@ -24,10 +24,10 @@ from itertools import chain
 
 import numpy as np
 
-from .errors import HwnasError
-from .pareto import pareto_mask
-from .space import Architecture, Space
-from .strategy import Strategy
+from ..errors import HwnasError
+from ..pareto import pareto_mask
+from ..spaces.space import Architecture, Space
+from .base import Strategy
 
 __all__ = ["PredictorGuided", "RandomFeatureEnsemble", "hypervolume_gain"]
 

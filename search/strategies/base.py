@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import HwnasError, UnknownNameError
-from .space import Architecture, Space, as_rng
+from ..errors import HwnasError, UnknownNameError
+from ..spaces.space import Architecture, Space, as_rng
 
 __all__ = [
     "Strategy",
@@ -102,14 +102,14 @@ class ExhaustiveSearch(Strategy):
 
 #: name -> "module:Class" (imported on first use)
 STRATEGIES: dict[str, str] = {
-    "random": "hwnas.search.strategy:RandomSearch",
-    "evolution": "hwnas.search.evolution:RegularizedEvolution",
-    "nsga2": "hwnas.search.nsga2:NSGA2",
-    "local": "hwnas.search.local:ParetoLocalSearch",
-    "reinforce": "hwnas.search.reinforce:Reinforce",
-    "guided": "hwnas.search.guided:PredictorGuided",
-    "surrogate": "hwnas.search.surrogate_local:SurrogateParetoSearch",
-    "exhaustive": "hwnas.search.strategy:ExhaustiveSearch",
+    "random": "hwnas.search.strategies.base:RandomSearch",
+    "evolution": "hwnas.search.strategies.evolution:RegularizedEvolution",
+    "nsga2": "hwnas.search.strategies.nsga2:NSGA2",
+    "local": "hwnas.search.strategies.local:ParetoLocalSearch",
+    "reinforce": "hwnas.search.strategies.reinforce:Reinforce",
+    "guided": "hwnas.search.strategies.guided:PredictorGuided",
+    "surrogate": "hwnas.search.strategies.surrogate:SurrogateParetoSearch",
+    "exhaustive": "hwnas.search.strategies.base:ExhaustiveSearch",
 }
 
 

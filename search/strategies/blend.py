@@ -3,7 +3,7 @@
 Latency is close to a sum of per-operation costs, which the surrogate's linear model learns from
 few points; accuracy is not (a cut path or a missing convolution changes it by tens of points),
 which trees capture and a linear model cannot. For the outputs named, the prediction is the equal
-mixture of :class:`~hwnas.search.surrogate_local.BayesianRidgeEnsemble` and an extremely
+mixture of :class:`~hwnas.search.strategies.surrogate.BayesianRidgeEnsemble` and an extremely
 randomised forest (Geurts, Ernst & Wehenkel, Machine Learning 2006): its mean is the mean of the
 two, its spread that of a two-component mixture -- each model's own spread (the ridge's posterior
 draws, the spread of the trees) plus their disagreement, the ensemble-of-model-types uncertainty
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor
 
-from .surrogate_local import BayesianRidgeEnsemble
+from .surrogate import BayesianRidgeEnsemble
 
 __all__ = ["RidgeForestBlend"]
 

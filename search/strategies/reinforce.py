@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import HwnasError
-from .objectives import tchebycheff, weighted_sum
-from .space import Architecture, Space
-from .strategy import Strategy
+from ..errors import HwnasError
+from ..objectives import tchebycheff, weighted_sum
+from ..spaces.space import Architecture, Space
+from .base import Strategy
 
 __all__ = ["Reinforce"]
 

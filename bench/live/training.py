@@ -1,6 +1,6 @@
 """Training candidate networks for real: a seeded recipe, early stopping, weight inheritance.
 
-Live evaluation trains each architecture a search proposes on an :class:`~hwnas.bench.datasets.
+Live evaluation trains each architecture a search proposes on an :class:`~hwnas.bench.live.datasets.
 ImageSplits` task and reports its validation accuracy. Training is the expensive metric, so the
 three standard ways NAS makes it cheaper are here:
 
@@ -22,7 +22,7 @@ Training is deterministic given the recipe's seed: the initial weights come from
 from a NumPy generator; run on one thread for bit-identical results.
 
 Example:
-    >>> from hwnas.bench.datasets import get_dataset
+    >>> from hwnas.bench.live.datasets import get_dataset
     >>> from hwnas.search import get_space
     >>> space = get_space("nb201")
     >>> result = train_architecture(space, space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|"

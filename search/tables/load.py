@@ -20,17 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwnas.search import (
-    Architecture,
-    NotInTableError,
-    Space,
-    TableError,
-    UnknownNameError,
-    get_space,
-    resolve_data_dir,
-)
+from ..errors import NotInTableError, TableError, UnknownNameError
+from ..spaces import Architecture, Space, get_space
+from .files import read_frame, table_root
 
-__all__ = ["BenchmarkTables", "TableWarning", "load_tables", "EXPECTED_ROWS", "SOURCES"]
+__all__ = ["BenchmarkTables", "TableWarning", "load_tables", "reference_indices",
+           "EXPECTED_ROWS", "SOURCES"]
 
 #: rows of each space's public table (../shared/data/README.md)
 EXPECTED_ROWS = {"nb201": 15625, "fbnet": 5000, "ofa": 5000}
@@ -63,6 +58,8 @@ class BenchmarkTables:
     latency: pd.DataFrame
     source_dir: Path
     issues: list[str] = field(default_factory=list)
+    #: where the tables came from: ``bundled``, ``--data DIR`` or ``HWNAS_DATA DIR``
+    origin: str = "bundled"
 
     def __post_init__(self) -> None:
         self._index: dict[Architecture, int] = {}
@@ -150,51 +147,80 @@ def load_tables(space: str, data_dir: str | os.PathLike[str] | None = None) -> B
 
     Args:
         space: ``nb201``, ``fbnet`` or ``ofa``.
-        data_dir: folder of the tables; default ``HWNAS_DATA``.
+        data_dir: a folder of your own tables (``--data``); default ``HWNAS_DATA``, else the
+            copy bundled with the package. A folder without this space's sub-folder falls back
+            to the bundled copy.
 
     Raises:
         UnknownNameError: an unknown space.
-        DataNotFoundError: no tables where hwnas looked.
+        DataNotFoundError: ``data_dir`` or ``HWNAS_DATA`` names no table folder.
         TableError: a missing, unreadable or inconsistent file (says which and why).
 
     Example:
-        >>> t = load_tables("nb201")  # doctest: +SKIP
-        >>> t.get_latency("pixel2", [0, 1])  # doctest: +SKIP
-        array([ 9., 17.])
+        >>> t = load_tables("nb201")
+        >>> t.get_latency("pixel2", [0, 1]).tolist()
+        [9.0, 17.0]
     """
     if space not in EXPECTED_ROWS:
         raise UnknownNameError("space", space, EXPECTED_ROWS)
-    root = resolve_data_dir(data_dir)
-    tables = _load(space, str(root.resolve()))
+    root, origin = table_root(space, data_dir)
+    tables = _load(space, str(root.resolve()), origin)
     for issue in tables.issues:
         warnings.warn(f"{space} tables: {issue}", TableWarning, stacklevel=2)
     return tables
 
 
+def reference_indices(space: str, data_dir: str | os.PathLike[str] | None = None) -> list[int]:
+    """HELP's hardware-embedding reference set of ``space`` (10 architecture indices), from the
+    same folder as the space's tables.
+
+    Raises:
+        TableError: the reference file is missing, malformed, or lacks this space.
+    """
+    root, _ = table_root(space, data_dir)
+    path = root / "help_reference_architectures.json"
+    try:
+        refs = json.loads(path.read_text(encoding="utf-8"))
+        values = refs[space]
+        if not isinstance(values, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise TypeError
+    except FileNotFoundError:
+        raise TableError(f"missing reference set {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TableError(f"cannot read {path}: {type(e).__name__}") from None
+    except (KeyError, TypeError):
+        raise TableError(f"{path}: needs a list of non-negative integer indices for "
+                         f"{space!r}") from None
+    return list(values)
+
+
 @cache
-def _load(space_name: str, root: str) -> BenchmarkTables:
+def _load(space_name: str, root: str, origin: str) -> BenchmarkTables:
     folder = Path(root) / space_name
     space = get_space(space_name)
     issues: list[str] = []
+    arch_table, path = read_frame(folder, "architectures")
     if space_name == "ofa":
-        rows = _read_jsonl(folder / "architectures.jsonl")
-        arch_table = pd.DataFrame({"index": [r.get("index") for r in rows]})
-        archs = _parse_rows(folder / "architectures.jsonl", rows, space.from_ofa_dict)
+        _require(arch_table, ["index", "ks", "e", "d", "r"], path)
+        rows = [{"ks": list(map(int, k)), "e": list(map(int, e)), "d": list(map(int, d)),
+                 "r": int(r)} for k, e, d, r in zip(arch_table["ks"], arch_table["e"],
+                                                    arch_table["d"], arch_table["r"], strict=True)]
+        archs = _parse_rows(path, rows, space.from_ofa_dict)
+        arch_table = arch_table[["index"]]
+    elif space_name == "nb201":
+        _require(arch_table, ["index", "arch"], path)
+        archs = _parse_rows(path, arch_table["arch"].tolist(), space.parse)
     else:
-        path = folder / "architectures.csv"
-        arch_table = _read_csv(path)
-        if space_name == "nb201":
-            _require(arch_table, ["index", "arch"], path)
-            archs = _parse_rows(path, arch_table["arch"].tolist(), space.parse)
-        else:
-            layers = [f"layer{i:02d}" for i in range(len(space.genes))]
-            _require(arch_table, ["index", *layers], path)
-            archs = _parse_rows(path, arch_table[layers].values.tolist(), space.from_blocks)
-    _check_index(arch_table["index"], folder / "architectures")
+        layers = [f"layer{i:02d}" for i in range(len(space.genes))]
+        _require(arch_table, ["index", *layers], path)
+        archs = _parse_rows(path, arch_table[layers].astype(str).values.tolist(),
+                            space.from_blocks)
+    _check_index(arch_table["index"], path)
     expected = EXPECTED_ROWS[space_name]
     if len(archs) != expected:
         if space_name == "nb201":
-            raise TableError(f"{folder}: {len(archs)} architectures, the space has {expected}")
+            raise TableError(f"{path}: {len(archs)} architectures, the space has {expected}")
         issues.append(f"{len(archs)} architectures where the public table has {expected}")
     distinct = len(set(archs))
     if distinct != len(archs):
@@ -206,8 +232,7 @@ def _load(space_name: str, root: str) -> BenchmarkTables:
         accuracy = accuracy.iloc[:, :0]
     _report_nan(accuracy, "accuracy", issues)
 
-    lat_path = folder / "latency_ms.csv"
-    latency = _read_csv(lat_path)
+    latency, lat_path = read_frame(folder, "latency_ms")
     _require(latency, ["index"], lat_path)
     _check_index(latency["index"], lat_path)
     if len(latency) != len(archs):
@@ -225,31 +250,7 @@ def _load(space_name: str, root: str) -> BenchmarkTables:
         if bad:
             issues.append(f"device {col}: {bad} non-positive latencies (kept as measured)")
     return BenchmarkTables(space, archs, accuracy.reset_index(drop=True),
-                           latency.reset_index(drop=True), Path(root), issues)
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise TableError(f"missing table {path}")
-    try:
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise TableError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise TableError(f"missing table {path}")
-    rows = []
-    with path.open() as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise TableError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-    return rows
+                           latency.reset_index(drop=True), Path(root), issues, origin)
 
 
 def _require(table: pd.DataFrame, columns: list[str], path: Path) -> None:
@@ -269,7 +270,7 @@ def _parse_rows(path: Path, rows: list, parse) -> list[Architecture]:
 
 
 def _check_index(index: pd.Series, path: Path) -> None:
-    values = pd.to_numeric(index, errors="coerce").to_numpy()
+    values = pd.to_numeric(index, errors="coerce").to_numpy(np.float64)
     if np.isnan(values).any() or not np.array_equal(values, np.arange(len(values))):
         raise TableError(f"{path}: the index column must run 0..{len(values) - 1} in order")
 

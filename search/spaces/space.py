@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import ArchitectureError
+from ..errors import ArchitectureError
+from .registry import get_space
 
 __all__ = ["Architecture", "Gene", "Graph", "Space", "RNGLike", "as_rng"]
 
@@ -50,8 +51,6 @@ class Architecture:
     genes: tuple[int, ...]
 
     def __str__(self) -> str:
-        from .registry import get_space  # the registry imports the spaces, which import this
-
         return get_space(self.space).format(self)
 
     def __repr__(self) -> str:

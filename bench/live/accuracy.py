@@ -1,9 +1,10 @@
 """Live accuracy: a metric source that trains each architecture it is asked about, for real.
 
 :class:`LiveAccuracy` answers "accuracy of these architectures" by training them on an
-:class:`~hwnas.bench.datasets.ImageSplits` task with a :class:`~hwnas.bench.training.TrainRecipe`
-(see :mod:`hwnas.bench.training` for the recipe, early stopping and weight inheritance). A search
-therefore runs unchanged whether its accuracy comes from a public table or from training now.
+:class:`~hwnas.bench.live.datasets.ImageSplits` task with a
+:class:`~hwnas.bench.live.training.TrainRecipe` (see :mod:`hwnas.bench.live.training` for the
+recipe, early stopping and weight inheritance). A search therefore runs unchanged whether its
+accuracy comes from a public table or from training now.
 
 Results are cached on disk, one JSON file per (space, architecture, dataset, recipe key), written
 atomically, so a rerun or a second search with the same recipe trains nothing twice. Training
@@ -11,7 +12,7 @@ runs serially in this process, on a spawn process pool, or as Ray tasks: the des
 "live evaluation outgrows one machine" is an existing engine (Ray), not a home-made scheduler.
 
 Example:
-    >>> from hwnas.bench.datasets import get_dataset
+    >>> from hwnas.bench.live.datasets import get_dataset
     >>> from hwnas.search import get_space
     >>> space = get_space("nb201")
     >>> source = LiveAccuracy(space, get_dataset("digits"), TrainRecipe(epochs=2, width=0.25))

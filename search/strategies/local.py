@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import HwnasError
-from .pareto import crowding_distance
-from .space import Architecture, Space
-from .strategy import Strategy
+from ..errors import HwnasError
+from ..pareto import crowding_distance
+from ..spaces.space import Architecture, Space
+from .base import Strategy
 
 __all__ = ["ParetoLocalSearch"]
 

@@ -1,9 +1,10 @@
 """Differentiable latency-aware search over NAS-Bench-201 (DARTS/FBNet with Gumbel-softmax).
 
 Every edge of the cell carries architecture logits ``alpha[edge, op]``; the supernet
-(:class:`hwnas.search.supernet.NB201Supernet`) runs a relaxed mixture of the operations. Weight
-steps on training batches alternate with logit steps on validation batches (first-order DARTS:
-Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search", ICLR 2019). The mixture is a
+(:class:`hwnas.search.oneshot.supernet.NB201Supernet`) runs a relaxed mixture of the operations.
+Weight steps on training batches alternate with logit steps on validation batches (first-order
+DARTS: Liu, Simonyan & Yang, "DARTS: Differentiable Architecture Search", ICLR 2019). The mixture is
+a
 Gumbel-softmax sample (Jang, Gu & Poole, "Categorical Reparameterization with Gumbel-Softmax",
 ICLR 2017) at a temperature annealed geometrically, as in FBNet (Wu et al., "FBNet:
 Hardware-Aware Efficient ConvNet Design via Differentiable Neural Architecture Search", CVPR
@@ -39,11 +40,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import HwnasError
-from .metrics import MetricSource
-from .nb201 import EDGES, OPS
-from .registry import get_space
-from .space import Architecture, RNGLike, Space, as_rng
+from ..errors import HwnasError
+from ..metrics import MetricSource
+from ..spaces.nb201 import EDGES, OPS
+from ..spaces.registry import get_space
+from ..spaces.space import Architecture, RNGLike, Space, as_rng
 from .supernet import Data, NB201Supernet, as_tensors
 
 __all__ = [

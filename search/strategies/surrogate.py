@@ -25,8 +25,9 @@ with Neural Architectures for Neural Architecture Search", AAAI 2021) and of Par
   ask for one region many times.
 
 Objectives are modelled on a rank scale (each column's empirical CDF over the archive, as in
-:mod:`hwnas.search.guided`) or raw; dominance is the same on either. Refits are lazy at large
-archives (every ``refit_growth`` relative growth), the front and gaps are recomputed at every ask.
+:mod:`hwnas.search.strategies.guided`) or raw; dominance is the same on either. Refits are lazy at
+large archives (every ``refit_growth`` relative growth), the front and gaps are recomputed at every
+ask.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.linalg import cho_solve, cholesky, solve_triangular
 
-from .errors import HwnasError
-from .pareto import pareto_mask
+from ..errors import HwnasError
+from ..pareto import pareto_mask
+from ..spaces.space import Architecture, Space
+from .base import Strategy
 from .prior import PriorFeatures
-from .space import Architecture, Space
-from .strategy import Strategy
 
 if TYPE_CHECKING:  # blend imports this module
     from .blend import RidgeForestBlend
@@ -259,16 +260,17 @@ class SurrogateParetoSearch(Strategy):
             front members (Pareto sets of NAS problems lie largely in connected regions of the
             neighbourhood graph, the premise of PLS).
         forest: objectives (positions among the told ones) whose model averages the ridge with an
-            extremely randomised forest (:class:`hwnas.search.blend.RidgeForestBlend`): for
-            objectives that are not additive in the genes, such as accuracy; latency is close to
-            additive and the ridge alone suits it. Each refit then costs several times more.
+            extremely randomised forest
+            (:class:`hwnas.search.strategies.blend.RidgeForestBlend`): for objectives that are
+            not additive in the genes, such as accuracy; latency is close to additive and the
+            ridge alone suits it. Each refit then costs several times more.
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
     silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
 
     Attributes:
         surrogate_: the last fitted :class:`BayesianRidgeEnsemble` (or
-            :class:`~hwnas.search.blend.RidgeForestBlend`; ``None`` before).
+            :class:`~hwnas.search.strategies.blend.RidgeForestBlend`; ``None`` before).
 
     Raises:
         HwnasError: an unknown ``transform``, or a ``forest`` position that is not an objective.

@@ -31,11 +31,11 @@ from functools import partial
 
 import numpy as np
 
-from .errors import HwnasError
+from ..errors import HwnasError
+from ..pareto import crowding_distance
+from ..spaces.space import Architecture, Space
+from .base import Strategy
 from .nsga2 import constrained_rank, fresh_child
-from .pareto import crowding_distance
-from .space import Architecture, Space
-from .strategy import Strategy
 
 __all__ = ["RegularizedEvolution"]
 

@@ -8,7 +8,7 @@ CIFAR-100 and ImageNet16-120 accuracies agree at rho ~0.96 over the whole space 
 top 10%). Transfer-based NAS uses them as a warm start or a surrogate input: TransNAS-Bench-101
 (Duan et al., CVPR 2021) and the task-transfer predictors of MetaD2A (Lee et al., ICLR 2021) and
 HELP (Lee et al., NeurIPS 2021). Here they are extra columns of the surrogate's design matrix
-(:class:`hwnas.search.surrogate_local.SurrogateParetoSearch`), so the surrogate learns from the
+(:class:`hwnas.search.strategies.surrogate.SurrogateParetoSearch`), so the surrogate learns from the
 search's own evaluations how much of each prior to trust -- a prior that does not transfer gets a
 small weight rather than steering the search.
 
@@ -25,8 +25,8 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-from .errors import HwnasError
-from .space import Architecture
+from ..errors import HwnasError
+from ..spaces.space import Architecture
 
 __all__ = ["PriorFeatures"]
 
