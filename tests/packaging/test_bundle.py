@@ -45,6 +45,7 @@ def _public_form(root: Path) -> Path:
     for space in ("nb201", "fbnet", "ofa"):
         (root / space).mkdir(parents=True)
         arch, _ = read_frame(src / space, "architectures")
+        arch = arch[[c for c in arch.columns if not c.startswith("gene_")]]
         if space == "ofa":
             with (root / space / "architectures.jsonl").open("w") as f:
                 for row in arch.itertuples(index=False):
@@ -94,3 +95,13 @@ def test_reference_sets_and_a_malformed_one(tmp_path):
     (root / "help_reference_architectures.json").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(TableError, match="cannot read"):
         reference_indices("nb201", root)
+
+
+def test_time_loading_measures_both_copies(tmp_path):
+    from hwnas.search.tables.timing import time_loading
+
+    result = time_loading(_public_form(tmp_path / "csv"), repeats=1)
+    assert result["csv"]["median_s"] > 0 and result["bundled"]["median_s"] > 0
+    assert result["ratio"] == result["csv"]["median_s"] / result["bundled"]["median_s"]
+    with pytest.raises(ValueError, match="repeats"):
+        time_loading(tmp_path, repeats=0)

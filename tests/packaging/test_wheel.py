@@ -78,7 +78,8 @@ def test_installed_wheel_runs_query_and_search_with_nothing_beside_it(wheel: Pat
     where = _run([str(py), "-c", "import hwnas.search.tables as t; print(t.__file__)"], work, env)
     assert where.startswith(str(venv)), where
     hwnas = str(venv / "bin" / "hwnas")
-    row = json.loads(_run([hwnas, "query", "--space", "nb201", "--index", "1", "--json"], work, env))
+    row = json.loads(_run([hwnas, "query", "--space", "nb201", "--index", "1", "--json"], work,
+                          env))
     assert row["accuracy"]["cifar10_test_200ep"] == 93.66 and row["latency_ms"]["pixel2"] > 0
     _run([hwnas, "search", "--space", "nb201", "--task", "cifar10_test_200ep", "--device", "pixel2",
           "--objectives", "accuracy,latency", "--strategy", "random", "--budget", "20",
