@@ -109,8 +109,9 @@ def read_state(path: str | os.PathLike[str],
             names = set(want) | {meta_name}
             extra, missing = sorted(set(infos) - names), sorted(names - set(infos))
             if extra or missing:
-                raise CacheError(f"{path}: not a predictor of this shape (unexpected members "
-                                 f"{extra[:3]}, missing {missing[:3]})")
+                odd = (extra or missing)[0]
+                raise CacheError(f"{path}: not a saved predictor of this shape ({len(extra)} "
+                                 f"unexpected and {len(missing)} missing members, e.g. {odd!r})")
             arrays = {name[:-4]: _read_member(zf, infos[name], *spec, path)
                       for name, spec in want.items()}
             raw = _read_member(zf, infos[meta_name], np.dtype("u1"), None, path)
