@@ -45,7 +45,14 @@ import torch
 
 from .errors import MetaError
 from .latency_features import LatencyFeatures, additive_loo
-from .predictor_base import ALGOS, AdaptedPredictor, MetaPredictor, column_mask, ridge_loo
+from .predictor_base import (
+    ALGOS,
+    AdaptedPredictor,
+    MetaPredictor,
+    check_indices,
+    column_mask,
+    ridge_loo,
+)
 
 __all__ = ["ALGOS", "MIN_SHOTS", "LatencyTask", "MetaLatencyPredictor", "AdaptedLatencyPredictor"]
 
@@ -122,7 +129,8 @@ class MetaLatencyPredictor(MetaPredictor):
                          meta_steps=meta_steps, meta_lr=meta_lr, inner_steps=inner_steps,
                          inner_lr=inner_lr, n_support=n_support, n_query=n_query,
                          temperature=temperature, seed=seed)
-        self.reference = tuple(int(i) for i in features.check_indices(list(reference)))
+        self.reference = tuple(int(i) for i in check_indices(len(features), list(reference),
+                                                             what="reference index"))
 
     def _extra_config(self) -> dict[str, Any]:
         return {"reference": list(self.reference)}

@@ -78,19 +78,20 @@ def check_seed(seed: Any) -> int | None:
     return int(seed)
 
 
-def check_indices(n: int, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+def check_indices(n: int, indices: Sequence[int] | np.ndarray,
+                  what: str = "architecture index") -> np.ndarray:
     """``indices`` as an int array, or :class:`MetaError` if any is not a row of an ``n``-row
-    table (or not a whole number: 1.5 is refused, not rounded)."""
+    table (or not a whole number: 1.5 is refused, not rounded); ``what`` names them."""
     raw = np.asarray(indices)
     if raw.dtype.kind == "f":
         if not np.isfinite(raw).all() or (raw != np.round(raw)).any():
-            raise MetaError(f"architecture indices must be whole numbers (valid: 0..{n - 1})")
+            raise MetaError(f"{what} values must be whole numbers (valid: 0..{n - 1})")
     elif raw.size and raw.dtype.kind not in "iu":
-        raise MetaError(f"architecture indices must be integers, got dtype {raw.dtype}")
+        raise MetaError(f"{what} values must be integers, got dtype {raw.dtype}")
     idx = raw.astype(np.int64).reshape(-1)
     bad = idx[(idx < 0) | (idx >= n)]
     if bad.size:
-        raise MetaError(f"architecture index {int(bad[0])} outside the table "
+        raise MetaError(f"{what} {int(bad[0])} outside the table "
                         f"(valid: 0..{n - 1})")
     return idx
 
