@@ -48,6 +48,8 @@ from hwnas.meta.accuracy_proxies import synflow
 from hwnas.meta.encoders import onehot_features, structure_features
 from hwnas.search import cache_root
 
+__all__ = ["rho_pair", "synflow_subset", "main", "print_tables"]
+
 REPO = Path(__file__).resolve().parents[2]
 METHODS = ("meta", "meta-src", "nearest", "scratch")
 SRC_ONLY = ("src@0.3", "src@1", "src@3", "src+struct@1", "src+onehot@1")

@@ -41,6 +41,8 @@ from hwnas.meta.latency_features import LatencyFeatures
 
 from .latency_transfer import HELP, SPLITS
 
+__all__ = ["ceiling", "main"]
+
 REPO = Path(__file__).resolve().parents[2]
 
 

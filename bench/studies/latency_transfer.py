@@ -36,6 +36,11 @@ from hwnas.meta.latency import LatencyTask, MetaLatencyPredictor
 from hwnas.meta.latency_features import LatencyFeatures, plan_shots, ridge_loo
 from hwnas.search.tables import reference_indices
 
+__all__ = [
+    "rho", "stats_baseline", "finetune_baseline", "maml_baseline", "run_split", "markdown",
+    "main"
+]
+
 
 def _names(text: str) -> list[str]:
     return text.split()

@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+__all__ = ["main"]
+
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

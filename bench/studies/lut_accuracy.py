@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
+__all__ = ["scores", "rank_scores", "draw", "main"]
+
 
 def scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     rel = np.abs(pred - true) / true

@@ -56,6 +56,8 @@ from hwnas.search.oneshot.supernet import (
 from hwnas.search.spaces.nb201 import NB201Space
 from hwnas.search.tables import load_tables
 
+__all__ = ["log", "rank_corr", "reference_column", "train_from_scratch", "main"]
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -41,6 +41,8 @@ from hwnas.latency import (
 )
 from hwnas.search import get_space
 
+__all__ = ["overhead", "main"]
+
 
 def overhead(space, archs, repeats: int) -> dict:
     """Median ratio profiler / bare loop, same session, alternating 2x per architecture."""

@@ -44,6 +44,8 @@ from hwnas.search import STRATEGIES
 from hwnas.search.errors import HwnasError
 from hwnas.search.strategies.surrogate import graph_features
 
+__all__ = ["equivalence_groups", "representatives", "recalls", "main"]
+
 REPO = Path(__file__).resolve().parents[2]
 HELP_TEST_DEVICES = "titan_rtx_256,gold_6226,fpga,pixel2,raspi4,eyeriss"
 TASK = "cifar10_test_200ep"

@@ -55,6 +55,8 @@ from hwnas.bench.problem import build_prior
 from hwnas.latency import atomic_write_text
 from hwnas.search import STRATEGIES, create_strategy, get_space
 
+__all__ = ["available_strategies", "summarise", "markdown_table", "goal_check", "main"]
+
 REPO = Path(__file__).resolve().parents[2]
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")
 ALL_STRATEGIES = ("random", "evolution", "nsga2", "local", "reinforce", "guided", "surrogate")

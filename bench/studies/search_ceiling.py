@@ -53,6 +53,8 @@ from hwnas.bench.harness import nb201_problem
 from hwnas.latency.table import atomic_write_text
 from hwnas.search.strategies.surrogate import PairwiseFeatures, graph_features
 
+__all__ = ["out_of_fold", "greedy_search", "membership_order", "front_gaps", "main"]
+
 REPO = Path(__file__).resolve().parents[2]
 TASK = "cifar10_test_200ep"
 HELP_TEST_DEVICES = "titan_rtx_256,gold_6226,fpga,pixel2,raspi4,eyeriss"

@@ -37,6 +37,8 @@ from hwnas.bench.harness import FrontScorer, nb201_problem, run_strategy, score_
 from hwnas.latency.table import atomic_write_text
 from hwnas.search import PriorFeatures
 
+__all__ = ["main"]
+
 REPO = Path(__file__).resolve().parents[2]
 TASK = "cifar10_test_200ep"
 ORACLES = ("none", "accuracy", "latency", "both")

@@ -65,6 +65,11 @@ from hwnas.meta import (
     sinusoid_sampler,
 )
 
+__all__ = [
+    "Config", "make_method", "episode_loss", "graph_bytes", "meta_train", "adapter", "errors",
+    "fixed_episodes", "summary", "run", "cell", "markdown", "parse", "main"
+]
+
 METHODS = ("maml", "fomaml", "metasgd", "lstm", "pretrained")
 EVAL_STEPS = (1, 10)
 BASELINE_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
