@@ -499,8 +499,10 @@ def _check_value(option: str, value: Any, param: inspect.Parameter) -> str | Non
     if any(k.startswith(("Sequence[int]", "list[int]", "tuple[int")) for k in kinds) and (
             isinstance(value, list) and all(_is_int(x) and x >= 0 for x in value)):
         return None
-    wanted = sorted(kinds)
-    return "a value of type " + " or ".join(wanted)
+    words = {"int": f"an integer >= {_INT_MINIMUM.get(option, 1)}", "float": "a number",
+             "str": "a string", "bool": "true or false"}
+    wanted = [words.get(k, "a list of integers >= 0" if "[int" in k else k) for k in sorted(kinds)]
+    return " or ".join(wanted)
 
 
 def _strategy_class(name: str) -> type | None:
@@ -708,18 +710,22 @@ def run_one(spec: RunSpec, out: str, data_dir: str | None) -> dict[str, Any]:
             return {"run": spec.folder, "status": "locked"}
         if is_finished(folder, spec.config):  # finished while we waited for the lock
             return {"run": spec.folder, "status": "skipped"}
-        # an unfinished run's files are stale: run.json goes first, so a kill now leaves
-        # nothing that reads as finished
-        for name in ("run.json", "front.csv", "evaluations.csv"):
-            with contextlib.suppress(FileNotFoundError):
-                (folder / name).unlink()
         t0 = time.perf_counter()
         try:
+            # an unfinished run's files are stale: run.json goes first, so a kill now leaves
+            # nothing that reads as finished
+            for name in ("run.json", "front.csv", "evaluations.csv"):
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / name).unlink()
             tables = _tables_for(spec.config.space, spec.config.objectives, spec.config.task,
                                  data_dir)
             record = run_problem(spec.config, tables, folder)
         except HwnasError as e:
             return {"run": spec.folder, "status": "failed", "error": _one_line(e)}
+        except OSError as e:  # a folder that cannot be written: a full disk, a file in the way
+            where = e.filename or folder
+            return {"run": spec.folder, "status": "failed",
+                    "error": f"cannot write {where}: {e.strerror or _one_line(e)}"}
         except Exception as e:  # a bug must not take the rest of the grid with it
             return {"run": spec.folder, "status": "failed",
                     "error": f"internal error {type(e).__name__}: {_one_line(e)} (please report "
@@ -858,7 +864,13 @@ def run_compare(config: CompareConfig, out: str | os.PathLike[str], data_dir: st
     if score:
         from .scoring import score_compare
 
-        manifest["scoring"] = score_compare(config, out, data_dir)
+        try:
+            manifest["scoring"] = score_compare(config, out, data_dir)
+        except HwnasError as e:
+            if not manifest["failed"]:
+                raise
+            # the failed runs are the news; scoring what is left can fail because of them
+            manifest["scoring_error"] = _one_line(e)
     atomic_write_text(out / "compare.json", json.dumps(manifest, indent=2, default=str) + "\n")
     if manifest["failed"]:
         raise RunsFailedError(manifest, out / "compare.json")
