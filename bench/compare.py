@@ -515,10 +515,11 @@ def _strategy_class(name: str) -> type | None:
     return getattr(__import__(module, fromlist=[cls]), cls)
 
 
-def _check_options(name: str, options: dict[str, Any], where: str, n_objectives: int = 2) -> None:
-    """Check each option's name, type and range from the strategy's signature, then build the
-    strategy once (on NB201, for ``n_objectives``, the most any problem of the config has), so a
-    misspelt or invalid option fails here, not in a worker after the grid ran."""
+def _check_options(name: str, options: dict[str, Any], where: str, n_objectives: int = 2,
+                   build: bool = True) -> None:
+    """Check each option's name, type and range from the strategy's signature, then (``build``)
+    build the strategy once (on NB201, for ``n_objectives``, the most any problem of the config
+    has), so a misspelt or invalid option fails here, not in a worker after the grid ran."""
     from hwnas.search import create_strategy, get_space
 
     cls = _strategy_class(name)
@@ -534,6 +535,8 @@ def _check_options(name: str, options: dict[str, Any], where: str, n_objectives:
             if wrong:
                 raise ConfigError(f"{where}: option {option!r} of {name!r} must be {wrong}, got "
                                   f"{_show(value)}")
+    if not build:
+        return
     try:
         create_strategy(name, get_space("nb201"), n_objectives, seed=0, **options)
     except (HwnasError, TypeError, ValueError) as e:
@@ -590,6 +593,8 @@ def check_grid(config: CompareConfig, data_dir: str | None = None) -> None:
             raise ConfigError(f"{where}: budget {config.budget} is more than {what}; valid: "
                               f"budgets up to {reach}")
         for label, s in config.strategies.items():
+            # a grid built in code has not been through load_config's checks of the options
+            _check_options(s.name, s.options, f"{where}, strategy {label!r}", build=False)
             try:
                 options = dict(s.options)
                 if s.prior:

@@ -334,3 +334,14 @@ def test_checksums_in_run_json_are_verified_where_present(grid):
     assert is_finished(folder, spec.config)
     (folder / "front.csv").write_text("changed\n")
     assert not is_finished(folder, spec.config)
+
+
+def test_options_of_a_grid_built_in_code_are_checked_before_it_runs(synthetic_data, tmp_path):
+    problem = {"space": "nb201", "task": "cifar10_test_200ep", "device": "dev_a",
+               "objectives": ["accuracy", "latency"]}
+    cfg = CompareConfig({"p": problem}, {"n": {"name": "nsga2", "options": {"population": -3}}},
+                        [0], [10], executor="serial")
+    with pytest.raises(ConfigError, match="problem 'p', strategy 'n': option 'population' of "
+                                          "'nsga2' must be an integer >= 1, got -3"):
+        run_compare(cfg, tmp_path / "out", str(synthetic_data))
+    assert not (tmp_path / "out").exists()
