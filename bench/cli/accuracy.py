@@ -21,16 +21,20 @@ from .ui import progress
 __all__ = ["accuracy"]
 
 
-def _context(space_name: str, source_tasks: str | None):
-    import numpy as np
-
-    from hwnas.meta.accuracy_features import AccuracyFeatures
-    from hwnas.meta.encoders import onehot_features, structure_features
+def _tables(space_name: str):
     from hwnas.search.tables.load import load_tables
 
     if space_name not in list_spaces():
         raise UnknownNameError("space", space_name, list_spaces())
-    tables = load_tables(space_name)
+    return load_tables(space_name)
+
+
+def _context(tables, space_name: str, source_tasks: str | None):
+    import numpy as np
+
+    from hwnas.meta.accuracy_features import AccuracyFeatures
+    from hwnas.meta.encoders import onehot_features, structure_features
+
     if not tables.tasks:
         raise TableError(f"{space_name}: the public table has no accuracy columns to learn from")
     if source_tasks:
@@ -77,8 +81,10 @@ def adapt(space_name: str, shots_file: Path, out: Path, source_tasks: str | None
     from hwnas.meta.accuracy import MIN_ACCURACY_SHOTS, AccuracyTask, MetaAccuracyPredictor
 
     refuse_same_file(shots_file, out, "--shots")
-    tables, feats = _context(space_name, source_tasks)
+    tables = _tables(space_name)
+    # the shots first: a bad file is refused before the source tasks are featurised
     idx, acc = read_shots(shots_file, tables, "accuracy")
+    tables, feats = _context(tables, space_name, source_tasks)
     if len(idx) < MIN_ACCURACY_SHOTS:
         raise TableError(f"{shots_file}: {len(idx)} shots; adaptation needs at least "
                          f"{MIN_ACCURACY_SHOTS}")

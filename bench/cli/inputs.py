@@ -36,7 +36,8 @@ def read_indices(path: Path, size: int | None = None) -> list[int]:
 
     text = read_text(path, "--indices")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if lines and not _INT.fullmatch(lines[0]):
+    # a CSV has a header row with commas or the 'index' column; anything else is one per line
+    if lines and ("," in lines[0] or lines[0] == "index"):
         try:
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (ValueError, pd.errors.ParserError) as e:

@@ -28,16 +28,20 @@ __all__ = ["latency", "CACHE_VERSION"]
 CACHE_VERSION = "1"
 
 
-def _context(space_name: str, source_devices: str | None):
-    import numpy as np
-
-    from hwnas.meta.encoders import onehot_features, structure_features
-    from hwnas.meta.latency_features import LatencyFeatures
+def _tables(space_name: str):
     from hwnas.search.tables.load import load_tables
 
     if space_name not in list_spaces():
         raise UnknownNameError("space", space_name, list_spaces())
-    tables = load_tables(space_name)
+    return load_tables(space_name)
+
+
+def _context(tables, space_name: str, source_devices: str | None):
+    import numpy as np
+
+    from hwnas.meta.encoders import onehot_features, structure_features
+    from hwnas.meta.latency_features import LatencyFeatures
+
     if source_devices:
         sources = list(dict.fromkeys(d.strip() for d in source_devices.split(",") if d.strip()))
         for d in sources:
@@ -111,7 +115,8 @@ def plan(space_name: str, shots: int, seed: int, source_devices: str | None, out
     from hwnas.latency.table import atomic_write_text
     from hwnas.meta.latency_features import plan_shots
 
-    tables, feats, reference = _context(space_name, source_devices)
+    tables = _tables(space_name)
+    tables, feats, reference = _context(tables, space_name, source_devices)
     if shots > len(tables):
         raise click.BadParameter(f"{shots} > {len(tables)} architectures in the {space_name} "
                                  f"table; valid: 1..{len(tables)}", param_hint="--shots")
@@ -145,8 +150,10 @@ def adapt(space_name: str, shots_file: Path, out: Path, seed: int, algo: str,
     from hwnas.meta.latency import MIN_SHOTS, LatencyTask, MetaLatencyPredictor
 
     refuse_same_file(shots_file, out, "--shots")
-    tables, feats, reference = _context(space_name, source_devices)
+    tables = _tables(space_name)
+    # the shots first: a bad file is refused before the source devices are featurised
     idx, lat = read_shots(shots_file, tables, "latency_ms")
+    tables, feats, reference = _context(tables, space_name, source_devices)
     if len(idx) < MIN_SHOTS:
         raise TableError(f"{shots_file}: {len(idx)} shots; adaptation needs at least {MIN_SHOTS}")
     meta = MetaLatencyPredictor(feats, algo=algo, reference=reference, seed=seed,
