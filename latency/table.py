@@ -27,6 +27,7 @@ __all__ = [
     "DeviceTable",
     "TABLE_COLUMNS",
     "SPREAD_COLUMNS",
+    "atomic_write_bytes",
     "atomic_write_text",
     "read_device_table",
 ]
@@ -44,7 +45,12 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: all or nothing.
+    """Write UTF-8 ``text`` to ``path`` atomically: see :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: all or nothing.
 
     The file gets the mode a plain ``open`` would give it (0666 less the umask; ``mkstemp``'s 0600
     would hide results from the other users of a shared machine). On any failure (a full disk,
@@ -59,12 +65,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         try:
             os.fchmod(fd, 0o666 & ~_umask())
-            f = os.fdopen(fd, "w", encoding="utf-8")
+            f = os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
             raise
         with f:
-            f.write(text)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

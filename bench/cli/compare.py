@@ -24,7 +24,7 @@ def _check_config_file(path: Path) -> None:
 
 
 @click.command()
-@click.argument("config_path", metavar="CONFIG.toml", type=InFile())
+@click.argument("config_path", metavar="CONFIG.toml", type=InFile("config"))
 @click.option("--out", type=OutDir(), default=None,
               help="Output folder [default: results/compare/CONFIG-NAME].")
 @click.option("--executor", type=click.Choice(["process", "ray", "serial"]), default=None,

@@ -165,11 +165,15 @@ class InFile(click.ParamType):
 
     name = "file"
 
+    def __init__(self, label: str | None = None):
+        self.label = label  # "config": messages read "cannot read config PATH: ..."
+
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Path:
         path = Path(os.fspath(value))
         if not path.exists():
-            self.fail(f"{str(path)!r} not found; valid: an existing file", param, ctx)
+            what = f"cannot read {self.label} " if self.label else ""
+            self.fail(f"{what}{str(path)!r}: not found; valid: an existing file", param, ctx)
         if path.is_dir():
             self.fail(f"{str(path)!r} is a folder; valid: a file", param, ctx)
         if not os.access(path, os.R_OK):

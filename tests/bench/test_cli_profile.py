@@ -51,7 +51,7 @@ def test_profile_indices_file_then_use_the_table(capsys, synthetic_data, results
     (["--runtime", "torch-cuda"], "runtime torch-cuda is not available here"),
     (["--archs", "0"], "--archs"),
     (["--archs", "2", "--indices", "/dev/null"], "give --archs N or --indices FILE, not both"),
-    (["--indices", "/nonexistent/idx.txt"], "'/nonexistent/idx.txt' not found"),
+    (["--indices", "/nonexistent/idx.txt"], "'/nonexistent/idx.txt': not found"),
     (["--archs", "99999"], "99999 > 15625"),
     (["--cpu", "x"], "--cpu"),
 ])
