@@ -7,8 +7,6 @@ they run exactly as written (:mod:`hwnas.latency.lut_timing`).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -146,15 +144,9 @@ def _identity_model(batch: int) -> Any:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from .table import atomic_write_bytes  # the one atomic writer (umask, clean-up on failure)
+
+    atomic_write_bytes(path, data)
 
 
 def _model_path(kernel: Kernel | None, copies: int, batch: int) -> Path:

@@ -343,11 +343,9 @@ def _universe(name: str) -> tuple[Kernel, ...]:
     for g in genes:
         found.update(kernels(space, space.from_genes(g)))
     universe = tuple(sorted(found))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump([dataclasses.asdict(k) for k in universe], f)
-    os.replace(tmp, path)
+    from .table import atomic_write_text  # a killed or failed write leaves no .tmp behind
+
+    atomic_write_text(path, json.dumps([dataclasses.asdict(k) for k in universe]))
     return universe
 
 

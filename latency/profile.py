@@ -59,12 +59,21 @@ class Profiler:
         protocol: the measurement protocol.
         out_dir: the profile's folder; a rerun with the same settings resumes it.
         name: the device name written into the metadata.
+        table: what ``latency_ms.csv`` holds: ``"store"``, every architecture in the store (a
+            live source's table grows with each search), or ``"request"``, only the targets of
+            the last :meth:`run` (``hwnas profile``: a rerun with another ``--archs`` draw
+            reports what it was asked; measurements of earlier draws stay in the store and are
+            reused when asked again). ``meta.json`` counts both.
     """
 
+    TABLES = ("store", "request")
+
     def __init__(self, space: Space, runtime: Runtime, protocol: MeasurementProtocol,
-                 out_dir: str | Path, name: str):
+                 out_dir: str | Path, name: str, table: str = "store"):
+        if table not in self.TABLES:
+            raise ValueError(f"table must be one of {self.TABLES}, got {table!r}")
         self.space, self.runtime, self.protocol = space, runtime, protocol
-        self.out_dir, self.name = Path(out_dir), name
+        self.out_dir, self.name, self.table = Path(out_dir), name, table
         self.reference = reference_arch(space)
         self.environment = describe_environment()
         self._reference_timer = None
@@ -115,7 +124,8 @@ class Profiler:
                     done_count += 1
                     if progress:
                         progress(done_count, total, text)
-            return self.write(store)
+            wanted = {self.space.format(t.arch) for t in targets}
+            return self.write(store, wanted if self.table == "request" else None)
 
     def _measure_reference(self, store: ProfileStore, round_: int, position: int) -> None:
         try:
@@ -146,9 +156,16 @@ class Profiler:
             return
         store.add(text, t.index, round_, m, time.perf_counter() - t0)
 
-    def write(self, store: ProfileStore) -> DeviceTable:
-        """Aggregate the store into ``latency_ms.csv`` + ``meta.json`` (atomic writes)."""
+    def write(self, store: ProfileStore, only: set[str] | None = None) -> DeviceTable:
+        """Aggregate the store into ``latency_ms.csv`` + ``meta.json`` (atomic writes).
+
+        Args:
+            only: canonical strings of the architectures the table holds (default: all stored).
+        """
         rows = store.measurements()
+        stored = int(rows.loc[rows["status"] == "ok", "arch"].nunique())
+        if only is not None:
+            rows = rows[rows["arch"].isin(only)]
         frame, failed = aggregate(rows, self.protocol.paired_reference)
         if self.protocol.paired_reference:
             paired = rows[(rows["status"] == "ok") & rows["ref_ms"].notna()]
@@ -161,6 +178,8 @@ class Profiler:
             **{k: v for k, v in self.settings().items() if k not in ("space", "machine")},
             "environment": self.environment,
             "counts": {"architectures": int(len(frame)), "failed": len(failed),
+                       "stored_architectures": stored,
+                       "table": "the last request" if only is not None else "the whole store",
                        "complete_rounds": int((frame["rounds"] == self.protocol.rounds).sum())
                        if len(frame) else 0},
             "failed": failed,

@@ -8,8 +8,11 @@ architecture in flight, a rerun continues where it stopped, and no row is ever d
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import fcntl
 import json
 import math
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from hwnas.search import HwnasError
 
 from .protocol import Measurement
 
-__all__ = ["ProfileStore", "StoreError"]
+__all__ = ["ProfileStore", "StoreError", "ProfileLock", "LockedError"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS measurement (
@@ -40,6 +43,54 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 class StoreError(HwnasError):
     """The store cannot be opened or written (permissions, full disk, other settings)."""
+
+
+class LockedError(StoreError):
+    """Another process is profiling into the same folder."""
+
+
+class ProfileLock:
+    """An exclusive lock on a profile folder (``flock`` on ``DIR/.profile.lock``), so that two
+    profilers never share one machine's time and one store: the second is refused at once.
+
+    The lock is the kernel's: it goes with the process, so a killed profiler leaves no stale lock
+    (the empty lock file stays, harmlessly).
+
+    Raises:
+        LockedError: another process holds the lock.
+        StoreError: the folder cannot be created.
+    """
+
+    FILENAME = ".profile.lock"
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.path = self.directory / self.FILENAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> ProfileLock:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise StoreError(f"cannot open the profile store in {self.directory}: "
+                             f"{e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockedError(f"another hwnas profile is writing to {self.directory} (lock "
+                                  f"{self.path}); wait for it to finish or choose another "
+                                  "--out") from None
+            raise StoreError(f"cannot lock {self.path}: {e.strerror or e}") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
 
 
 def _now() -> str:

@@ -8,10 +8,12 @@ Any CSV with ``index`` and ``latency_ms`` columns reads as a device table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hwnas.search import TableError
+from hwnas.search import Architecture, Space, TableError
 
 __all__ = [
     "DeviceTable",
     "TABLE_COLUMNS",
     "SPREAD_COLUMNS",
+    "atomic_write_bytes",
     "atomic_write_text",
     "read_device_table",
 ]
@@ -34,19 +37,45 @@ TABLE_COLUMNS = ("index", "arch", "latency_ms", *SPREAD_COLUMNS)
 SCHEMA = "hwnas.device-table/1"
 
 
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back (no file is created between)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: all or nothing."""
+    """Write UTF-8 ``text`` to ``path`` atomically: see :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: all or nothing.
+
+    The file gets the mode a plain ``open`` would give it (0666 less the umask; ``mkstemp``'s 0600
+    would hide results from the other users of a shared machine). On any failure (a full disk,
+    an interrupt) the temporary file is removed and ``path`` is left as it was.
+
+    Raises:
+        OSError: the folder cannot be created or written (``path`` unchanged).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+            f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
@@ -108,12 +137,22 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def read_device_table(path: str | Path) -> DeviceTable:
+def read_device_table(path: str | Path, space: Space | None = None,
+                      archs: Sequence[Architecture] | None = None) -> DeviceTable:
     """Read a device table: a CSV (or a folder holding ``latency_ms.csv``) and its ``meta.json``.
 
+    Args:
+        path: the CSV or its folder.
+        space: the space the table's architectures belong to. Given, the rows are read by
+            :func:`hwnas.search.tables.read_values`, the rules every other reader of such files
+            follows (indices inside the table, ``arch`` strings that parse, no repeats, latency
+            finite and > 0); without it only the columns and values are checked.
+        archs: the architecture of every table index (for index-only files and range checks).
+
     Raises:
-        TableError: missing file, no ``index``/``arch`` or no ``latency_ms`` column, or latencies
-            that are missing, non-finite or not positive (with the count).
+        TableError: missing file, not UTF-8, no ``index``/``arch`` or no ``latency_ms`` column,
+            or a row that breaks the rules (with the row or the count).
+        NotInTableError: with ``archs``, an index outside the table.
     """
     path = Path(path)
     if path.is_dir():
@@ -121,31 +160,48 @@ def read_device_table(path: str | Path) -> DeviceTable:
     if not path.is_file():
         raise TableError(f"device table {path} not found")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TableError(f"device table {path} is not UTF-8 text; expected a CSV") from None
     except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise TableError(f"cannot read device table {path}: {str(e).splitlines()[0]}") from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TableError(f"cannot read device table {path}: {first}") from None
     if "latency_ms" not in frame.columns or not ({"index", "arch"} & set(frame.columns)):
         raise TableError(f"device table {path} needs an 'index' (or 'arch') column and a "
                          f"'latency_ms' column; it has {', '.join(map(str, frame.columns))}")
-    lat = pd.to_numeric(frame["latency_ms"], errors="coerce")
-    bad = int((~np.isfinite(lat) | (lat <= 0)).sum())
-    if bad:
-        raise TableError(f"device table {path}: {bad} latencies are missing, non-finite or not "
-                         "positive")
-    if "index" in frame.columns:
-        idx = pd.to_numeric(frame["index"], errors="coerce")
-        if idx.isna().any() or (idx < 0).any() or (idx != idx.round()).any():
-            raise TableError(f"device table {path}: the index column must hold integers >= 0")
-        if idx.duplicated().any():
-            raise TableError(f"device table {path}: {int(idx.duplicated().sum())} indices repeat")
-        frame["index"] = idx.astype(np.int64)
-    frame["latency_ms"] = lat.astype(np.float64)
+    if space is not None:
+        from hwnas.search.tables import read_values
+
+        values = read_values(path, space, ["latency_ms"], archs, what="device table")
+        frame["latency_ms"] = values.values
+        if values.indices is not None:
+            frame["index"] = values.indices
+        if "arch" in frame.columns:  # canonical strings, as lookups format them
+            frame["arch"] = [space.format(a) for a in values.archs]
+    else:
+        lat = pd.to_numeric(frame["latency_ms"], errors="coerce")
+        bad = int((~np.isfinite(lat) | (lat <= 0)).sum())
+        if bad:
+            raise TableError(f"device table {path}: {bad} latencies are missing, non-finite or "
+                             "not positive")
+        if "index" in frame.columns:
+            idx = pd.to_numeric(frame["index"], errors="coerce")
+            if idx.isna().any() or (idx < 0).any() or (idx != idx.round()).any():
+                raise TableError(f"device table {path}: the index column must hold integers "
+                                 ">= 0")
+            if idx.duplicated().any():
+                raise TableError(f"device table {path}: {int(idx.duplicated().sum())} indices "
+                                 "repeat")
+            frame["index"] = idx.astype(np.int64)
+        frame["latency_ms"] = lat.astype(np.float64)
     meta: dict[str, Any] = {}
     meta_path = path.with_name("meta.json")
     if meta_path.is_file():
         try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise TableError(f"cannot read {meta_path}: {e}") from None
+        if not isinstance(meta, dict):
+            raise TableError(f"{meta_path}: expected a JSON object")
     meta.setdefault("device", path.parent.name if path.name == "latency_ms.csv" else path.stem)
     return DeviceTable(frame, meta, str(path))

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..errors import NotInTableError, TableError, UnknownNameError
 from ..spaces import Architecture, Space, get_space
-from .files import GENE_PREFIX, read_frame, table_root
+from .files import GENE_PREFIX, bundled_dir, read_frame, table_root
 
 __all__ = ["BenchmarkTables", "TableWarning", "load_tables", "parse_architectures",
            "reference_indices",
@@ -180,6 +180,8 @@ def reference_indices(space: str, data_dir: str | os.PathLike[str] | None = None
     """
     root, _ = table_root(space, data_dir)
     path = root / "help_reference_architectures.json"
+    if not path.is_file():  # a folder of one's own tables without reference sets: HELP's
+        path = bundled_dir() / "help_reference_architectures.json"
     try:
         refs = json.loads(path.read_text(encoding="utf-8"))
         values = refs[space]

@@ -75,7 +75,7 @@ def test_query_outside_the_sampled_table_still_gives_size(capsys):
     (["query", "--space", "nb201", "--arch", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"],
      "unknown operation 'conv' on edge 0->1"),
     (["query", "--space", "nb201"], "give exactly one of --index N or --arch TEXT"),
-    (["query", "--space", "nb201", "--index", "x"], "'x' is not a valid integer"),
+    (["query", "--space", "nb201", "--index", "x"], "'x' is not valid; valid: an integer"),
     (["devices", "--space", "darts"], "unknown space 'darts'"),
     (["frobnicate"], "No such command 'frobnicate'"),
 ])

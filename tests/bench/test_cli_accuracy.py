@@ -54,7 +54,7 @@ def test_adapt_reads_arch_instead_of_index(synthetic_data, shots, tmp_path):
     (lambda f: f.drop(columns="accuracy"), (), "'accuracy' column"),
     (lambda f: f.drop(columns=["index", "arch"]), (), "'index' (or 'arch')"),
     (lambda f: f.assign(index=f["index"] + 10**6).drop(columns="arch"), (), "outside"),
-    (lambda f: f.assign(accuracy=[np.nan] + f["accuracy"].tolist()[1:]), (), "missing"),
+    (lambda f: f.assign(accuracy=[np.nan] + f["accuracy"].tolist()[1:]), (), "not valid"),
     (lambda f: f.head(3), (), "at least"),
     (lambda f: f, ("--source-tasks", "cifar10_bogus"), "unknown nb201 task"),
 ])

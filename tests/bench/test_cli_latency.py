@@ -53,8 +53,8 @@ def test_adapt_writes_a_device_table(synthetic_data, shots, tmp_path, capsys):
 @pytest.mark.parametrize("edit, message", [
     (lambda f: f.drop(columns=["latency_ms"]), "needs an 'index'"),
     (lambda f: f.assign(index=f["index"] + 20000).drop(columns=["arch"]), "outside"),
-    (lambda f: f.assign(latency_ms=np.where(f.index == 2, np.nan, f["latency_ms"])), "missing"),
-    (lambda f: f.assign(latency_ms=-f["latency_ms"]), "not positive"),
+    (lambda f: f.assign(latency_ms=np.where(f.index == 2, np.nan, f["latency_ms"])), "not valid"),
+    (lambda f: f.assign(latency_ms=-f["latency_ms"]), "valid: finite, > 0 ms"),
     (lambda f: f.head(3), "at least"),
 ])
 def test_adapt_bad_shots(synthetic_data, shots, tmp_path, capsys, edit, message):

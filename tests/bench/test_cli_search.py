@@ -50,7 +50,7 @@ def test_constraint_keeps_infeasible_out_of_the_front(capsys, synthetic_data, tm
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--strategy", "annealing"], "unknown strategy 'annealing'"),
-    (["--budget", "0"], "the budget must be >= 1"),
+    (["--budget", "0"], "valid: an integer in 1.."),
     (["--objectives", "accuracy,speed"], "unknown objective 'speed'"),
     (["--task", "cifar11"], "unknown nb201 task 'cifar11'"),
     (["--device", "pixel9"], "unknown nb201 device 'pixel9'"),

@@ -178,7 +178,7 @@ def test_names_are_checked_when_a_grid_is_built_in_code():
 
 @pytest.mark.parametrize(("content", "message"), [
     (b"\x00\x01\xff\xfe binary", "not UTF-8 text (byte 2); a TOML config is UTF-8 text"),
-    ('[compare]\n# caf\u00e9\nseeds = [0]\n'.encode("latin-1"), "not UTF-8 text"),
+    ('[compare]\n# caf\u00e9\nseeds = [0]\n'.encode("latin-1"), "UTF-8"),
     (b"[compare\nseeds = [0]\n", "invalid TOML: "),
     (b"seeds = [0, \n", "invalid TOML: "),
 ])

@@ -47,7 +47,8 @@ def test_profile_writes_a_device_table(tmp_path):
     assert meta["runtime"]["provider"] == "CPUExecutionProvider" and meta["runtime"]["batch"] == 1
     assert meta["protocol"]["rounds"] == 2 and meta["environment"]["cpu_count"] >= 1
     assert meta["precision"]["reference"]["measurements"] >= 2
-    assert meta["counts"] == {"architectures": 4, "failed": 0, "complete_rounds": 4}
+    assert meta["counts"] == {"architectures": 4, "failed": 0, "complete_rounds": 4,
+                              "stored_architectures": 4, "table": "the whole store"}
     # the table reads back as a device table and answers as a metric source
     source = DeviceTableLatency(read_device_table(tmp_path / "dev"), SPACE)
     np.testing.assert_allclose(source.evaluate([t.arch for t in targets(4)]),
