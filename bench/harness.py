@@ -315,11 +315,11 @@ class PymooNSGA2:
         self.algorithm.setup(self._problem, termination=("n_gen", 10**9), seed=seed,
                              verbose=False)
         self._pop: Any = None
+        self._untold = False
 
     def ask(self, n: int = 1) -> list[Architecture]:
-        if self._pop is not None:
-            raise HwnasError("pymoo-nsga2: a generation was not told (an architecture outside "
-                             "the table?)")
+        if self._untold or self._pop is not None:
+            raise HwnasError("pymoo-nsga2: proposed an architecture outside the table")
         pop = self.algorithm.ask()
         if pop is None or len(pop) == 0:
             return []
@@ -333,8 +333,13 @@ class PymooNSGA2:
         from pymoo.core.evaluator import Evaluator
         from pymoo.problems.static import StaticProblem
 
-        if self._pop is None or len(archs) != len(self._pop):
-            raise HwnasError("pymoo-nsga2: proposed an architecture outside the table")
+        if self._pop is None:
+            raise HwnasError("pymoo-nsga2: told without an ask")
+        if len(archs) != len(self._pop):
+            # part of the generation went unevaluated: the budget ended inside it (the loop
+            # stops now), or an architecture had no value (the next ask refuses to go on)
+            self._untold = True
+            return
         Evaluator().eval(StaticProblem(self._problem, F=np.asarray(F, dtype=np.float64)),
                          self._pop)
         self.algorithm.tell(infills=self._pop)

@@ -240,7 +240,7 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
     if not result.records:
         raise HwnasError(f"nothing could be evaluated: all {result.skipped} architectures the "
                          f"strategy proposed lack a value of {' or '.join(problem.names)} "
-                         f"(is the device table for {config.space}?); nothing written")
+                         f"(do the sources cover {config.space}?); nothing written")
     rows = result.to_frame()
     front = rows[result.front_mask]
     record = {
