@@ -16,8 +16,8 @@ SMALL = {"evolution": {"population": 6, "sample_size": 3}, "nsga2": {"population
 
 
 @pytest.fixture(scope="module")
-def tab() -> TabularProblem:
-    return nb201_problem(load_tables("nb201"), "pixel2")
+def tab(public_data) -> TabularProblem:
+    return nb201_problem(load_tables("nb201", public_data), "pixel2")
 
 
 class CountingProblem:
@@ -81,8 +81,8 @@ def _write(path, frame):
 
 
 @pytest.fixture(scope="module")
-def nb201_archs():
-    tables = load_tables("nb201")
+def nb201_archs(public_data):
+    tables = load_tables("nb201", public_data)
     return tables, list(tables.archs[:6])
 
 

@@ -18,13 +18,15 @@ from hwnas.search.strategies.base import STRATEGIES
 
 README = '''
 from hwnas.bench import Problem, minimize
-problem = Problem.from_names("nb201", ["accuracy", "latency"], task="cifar10_test_200ep", device="pixel2")
+problem = Problem.from_names("nb201", ["accuracy", "latency"], task="cifar10_test_200ep",
+                             device="pixel2")
 result = minimize(problem, budget=100, seed=0)
 print(result.front)
 '''
 
 
-def test_readme_script_runs_and_prints_the_front(capsys):
+def test_readme_script_runs_and_prints_the_front(capsys, monkeypatch, public_data):
+    monkeypatch.setenv("HWNAS_DATA", str(public_data))  # an earlier test may have set another
     lines = [line for line in README.strip().splitlines() if line.strip()]
     assert len(lines) <= 10 and sum(line.startswith(("from ", "import ")) for line in lines) <= 2
     exec(compile(README, "README", "exec"), {})  # noqa: S102  (the README's own text)
@@ -33,8 +35,9 @@ def test_readme_script_runs_and_prints_the_front(capsys):
 
 
 @pytest.fixture(scope="module")
-def problem() -> Problem:
-    return Problem.from_names("nb201", ["accuracy", "latency"], device="pixel2")
+def problem(public_data) -> Problem:
+    return Problem.from_names("nb201", ["accuracy", "latency"], device="pixel2",
+                              data=str(public_data))
 
 
 def test_result_holds_records_front_and_frame(problem):
@@ -112,9 +115,9 @@ def test_a_strategy_that_proposes_nothing_new_stops(problem):
     assert len(result) == 1 and result.stopped == "stalled" and result.asks <= 1002
 
 
-def test_nothing_evaluable_ends_fast_and_run_problem_refuses(tmp_path):
+def test_nothing_evaluable_ends_fast_and_run_problem_refuses(tmp_path, public_data):
     # fbnet's latency table covers 5000 of 10^21 architectures: random search finds none of them
-    problem = Problem.from_names("fbnet", ["latency"], device="1080ti_1")
+    problem = Problem.from_names("fbnet", ["latency"], device="1080ti_1", data=str(public_data))
     with pytest.warns(SearchWarning, match="could be evaluated"):
         result = minimize(problem, "random", budget=20, seed=0)
     assert len(result) == 0 and result.stopped == "unevaluable" and result.skipped == 100
