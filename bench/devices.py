@@ -29,7 +29,8 @@ from hwnas.search import (
 )
 from hwnas.search.tables.load import BenchmarkTables
 
-__all__ = ["TableLatency", "ProfiledDevice", "results_dir", "find_profiled", "resolve_device"]
+__all__ = ["TableLatency", "ProfiledDevice", "results_dir", "find_profiled", "resolve_device",
+           "device_table_source", "lut_source", "live_source"]
 
 
 def results_dir() -> Path:
@@ -46,6 +47,7 @@ class TableLatency(MetricSource):
         super().__init__()
         self.tables, self.device = tables, tables.check_device(device)
         self.name = f"latency:{device}"
+        self.coverage = len(tables)
 
     def _evaluate(self, archs: list[Architecture]) -> np.ndarray:
         idx = np.array([self._index(a) for a in archs], dtype=np.int64)
@@ -89,6 +91,17 @@ def find_profiled(root: Path | None = None) -> list[ProfiledDevice]:
     return found
 
 
+def _index_of(tables: BenchmarkTables | None):  # noqa: ANN202
+    def index_of(a: Architecture) -> int | None:
+        if tables is None:
+            return None
+        try:
+            return tables.index_of(a)
+        except NotInTableError:
+            return None
+    return index_of
+
+
 def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -> MetricSource:
     """A latency source for ``--device``: a public device name, a device-table path (CSV or
     folder), a profiled device's name under ``results/devices``, ``lut:PATH`` (an operator lookup
@@ -97,26 +110,34 @@ def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -
     Raises:
         UnknownNameError: none of those; lists the public devices and the other forms.
     """
-    space = get_space(space_name)
-
-    def index_of(a: Architecture) -> int | None:
-        if tables is None:
-            return None
-        try:
-            return tables.index_of(a)
-        except NotInTableError:
-            return None
-
+    get_space(space_name)  # an unknown space fails here, listing the valid ones
     if tables is not None and spec in tables.devices:
         return TableLatency(tables, spec)
     if spec.startswith("lut:") or (Path(spec) / "lut.json").is_file():
-        return _lut_source(spec.removeprefix("lut:"), space_name)
+        return lut_source(spec.removeprefix("lut:"), space_name)
     if spec.startswith("live:"):
-        runtime = spec.removeprefix("live:")
-        if runtime not in list_runtimes():
-            raise UnknownNameError("live runtime", runtime, list_runtimes())
-        out = results_dir() / "devices" / f"live-{runtime}-{space_name}"
-        return LiveLatency(space, get_runtime(runtime), out, index_of=index_of)
+        return live_source(spec.removeprefix("live:"), space_name, tables)
+    return device_table_source(spec, space_name, tables)
+
+
+def live_source(runtime: str, space_name: str, tables: BenchmarkTables | None,
+                out: str | os.PathLike[str] | None = None) -> MetricSource:
+    """Latency measured now on ``runtime``, kept under ``out`` (default
+    ``results/devices/live-RUNTIME-SPACE``)."""
+    if runtime not in list_runtimes():
+        raise UnknownNameError("live runtime", runtime, list_runtimes())
+    out = out or results_dir() / "devices" / f"live-{runtime}-{space_name}"
+    return LiveLatency(get_space(space_name), get_runtime(runtime), out,
+                       index_of=_index_of(tables))
+
+
+def device_table_source(spec: str, space_name: str,
+                        tables: BenchmarkTables | None) -> MetricSource:
+    """A device table: a CSV, a device folder or a profiled device's name for this space.
+
+    Raises:
+        UnknownNameError: none of those (with the public devices when ``tables`` are given).
+    """
     path = Path(spec)
     if not path.exists():
         for p in find_profiled():
@@ -124,7 +145,8 @@ def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -
                 path = p.path
                 break
     if path.exists():
-        return DeviceTableLatency(read_device_table(path), space, index_of)
+        return DeviceTableLatency(read_device_table(path), get_space(space_name),
+                                  _index_of(tables))
     if tables is None:
         raise DataNotFoundError(
             f"device {spec!r} is not a table path or live:RUNTIME, and public device names need "
@@ -135,7 +157,7 @@ def resolve_device(spec: str, space_name: str, tables: BenchmarkTables | None) -
              f"({', '.join(list_runtimes())})")
 
 
-def _lut_source(spec: str, space_name: str) -> MetricSource:
+def lut_source(spec: str, space_name: str) -> MetricSource:
     """An operator lookup table's predictions: ``spec`` is its folder or its name under
     ``results/luts``."""
     from hwnas.latency.lut import LUTError, LUTLatency, OperatorLUT

@@ -5,9 +5,10 @@ The reusable parts of ``bench/scripts/search_benchmark.py`` (and of ``hwnas comp
 - :class:`TabularProblem`: every architecture of an enumerable space with its objective values,
   known up front (public tables, exact model statistics), and a vectorised lookup evaluator;
   its true Pareto set is computed once, exhaustively (:func:`pareto_indices`).
-- :func:`run_strategy`: one hwnas strategy through :func:`hwnas.search.run_search`;
-  :func:`run_pymoo_nsga2`: pymoo's NSGA-II on the same problem as integer variables, driven by its
-  ask/tell interface behind a cache so that the budget counts *unique* evaluations, as hwnas does.
+- :func:`run_strategy`: one hwnas strategy through :func:`hwnas.bench.minimize` (the one loop);
+  :func:`run_pymoo_nsga2`: pymoo's NSGA-II on the same problem as integer variables, its ask/tell
+  interface wrapped as a strategy (:class:`PymooNSGA2`) and run through the same loop, whose
+  cache makes the budget count *unique* evaluations, as for every hwnas strategy.
   Both return a :class:`RunTrace`: the table indices evaluated, in order, and timings.
 - :class:`FrontScorer`: front recall (by index), hypervolume ratio and IGD+ of the first ``b``
   unique evaluations of a trace, normalised by the true front's ideal and nadir points
@@ -27,16 +28,16 @@ from hwnas.search import (
     Architecture,
     HwnasError,
     Space,
-    create_strategy,
     pareto_mask,
-    run_search,
 )
 from hwnas.search.tables.load import BenchmarkTables
 
+from .core import Problem, minimize
 from .indicators import FrontRecall, HypervolumeRatio, IGDPlus
 
 __all__ = [
     "PYMOO_NSGA2",
+    "PymooNSGA2",
     "TabularProblem",
     "RunTrace",
     "FrontScorer",
@@ -117,8 +118,7 @@ class TabularProblem:
             rows = np.flatnonzero(~np.isfinite(self.values).all(axis=1))
             raise HwnasError(f"{self.name}: {len(rows)} architectures without finite values "
                              f"(first index {rows[0]}); a tabular problem needs all of them")
-        signs = np.array([1.0 if d == "min" else -1.0 for d in self.directions])
-        self.F = self.values * signs
+        self.F = self.values * self.signs
         self.F.setflags(write=False)
         self.front = pareto_indices(self.F)
         size = int(np.prod(self.space.n_choices.astype(np.float64)))
@@ -137,12 +137,54 @@ class TabularProblem:
             for i, a in enumerate(self.archs):
                 self._dict.setdefault(a, i)
 
+    @classmethod
+    def from_problem(cls, problem: Problem, extra: dict[str, tuple[str, np.ndarray]] | None = None
+                     ) -> TabularProblem:
+        """Every architecture of ``problem``'s public table with its objective values (the
+        problem's sources and directions), plus ``extra`` columns ``name -> (direction,
+        values per table row)``.
+
+        Raises:
+            HwnasError: a problem without tables, an extra column of the wrong length.
+        """
+        if problem.tables is None:
+            raise HwnasError(f"{problem.name}: a tabular problem needs the public tables")
+        archs = list(problem.tables.archs)
+        values, _, _ = problem.evaluate(archs)
+        names, dirs, cols = list(problem.names), list(problem.directions), [values]
+        for name, (direction, column) in (extra or {}).items():
+            column = np.asarray(column, dtype=np.float64)
+            if column.shape != (len(archs),):
+                raise HwnasError(f"{name}: expected {len(archs)} values, got shape "
+                                 f"{column.shape}")
+            names.append(name)
+            dirs.append(direction)
+            cols.append(column[:, None])
+        label = f"{problem.space.name}/{problem.setup.get('device') or '-'}/{'+'.join(names)}"
+        return cls(label, problem.space, archs, tuple(names), tuple(dirs), np.hstack(cols))
+
     def __len__(self) -> int:
         return len(self.archs)
 
     @property
     def n_objectives(self) -> int:
         return len(self.objectives)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.objectives)
+
+    @property
+    def signs(self) -> np.ndarray:
+        return np.array([1.0 if d == "min" else -1.0 for d in self.directions])
+
+    def max_evaluations(self) -> int:
+        """Every row of the table can be evaluated, no more (for :func:`hwnas.bench.minimize`)."""
+        return len(self.archs)
+
+    def index_of(self, arch: Architecture) -> int | None:
+        i = int(self.indices([arch])[0])
+        return i if i >= 0 else None
 
     @property
     def true_front(self) -> np.ndarray:
@@ -187,18 +229,10 @@ def nb201_problem(tables: BenchmarkTables, device: str, task: str = "cifar10_tes
                   params: np.ndarray | None = None) -> TabularProblem:
     """NB201: accuracy of ``task`` (maximised) x latency on ``device`` (minimised), and the
     parameter count (minimised) when ``params`` (one value per table index) is given."""
-    idx = np.arange(len(tables))
-    cols = [tables.get_accuracy(task, idx), tables.get_latency(device, idx)]
-    names, dirs = ["accuracy", "latency"], ["max", "min"]
-    if params is not None:
-        params = np.asarray(params, dtype=np.float64)
-        if params.shape != (len(tables),):
-            raise HwnasError(f"params: expected {len(tables)} values, got shape {params.shape}")
-        cols.append(params)
-        names.append("params")
-        dirs.append("min")
-    return TabularProblem(f"{tables.space.name}/{device}/{'+'.join(names)}", tables.space,
-                          tables.archs, tuple(names), tuple(dirs), np.column_stack(cols))
+    problem = Problem.from_names(tables.space.name, ["accuracy", "latency"], task=task,
+                                 device=device, tables=tables)
+    return TabularProblem.from_problem(
+        problem, None if params is None else {"params": ("min", params)})
 
 
 @dataclass
@@ -236,86 +270,98 @@ class RunTrace:
 def run_strategy(problem: TabularProblem, name: str, seed: int, budget: int,
                  **kwargs: Any) -> RunTrace:
     """Run hwnas strategy ``name`` (``create_strategy`` kwargs in ``kwargs``) for ``budget``
-    unique evaluations through :func:`hwnas.search.run_search`."""
-    lookup = [0.0]
-
-    def evaluate(archs: list[Architecture]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        t0 = time.perf_counter()
-        out = problem.evaluate(archs)
-        lookup[0] += time.perf_counter() - t0
-        return out
-
-    t0 = time.perf_counter()
-    strategy = create_strategy(name, problem.space, problem.n_objectives, seed=seed, **kwargs)
-    result = run_search(strategy, evaluate, budget)
-    wall = time.perf_counter() - t0
-    indices = problem.indices([r.arch for r in result.records])  # outside the timed search
-    return RunTrace(name, seed, indices, wall, lookup[0], result.asks, result.skipped)
+    unique evaluations through :func:`hwnas.bench.minimize`."""
+    result = minimize(problem, name, budget, seed, strategy_options=kwargs)
+    return _trace(problem, name, seed, result)
 
 
-def run_pymoo_nsga2(problem: TabularProblem, seed: int, budget: int, pop_size: int = 20,
-                    eta_crossover: float = 3.0, eta_mutation: float = 3.0) -> RunTrace:
-    """pymoo's NSGA-II on the genes as integer variables, until ``budget`` unique evaluations.
+def _trace(problem: TabularProblem, name: str, seed: int, result: Any) -> RunTrace:
+    indices = problem.indices(result.archs)
+    return RunTrace(name, seed, indices, result.timings["total_s"], result.timings["evaluate_s"],
+                    result.asks, result.skipped)
+
+
+class PymooNSGA2:
+    """pymoo's NSGA-II as an ask/tell strategy over a space's genes (integer variables).
 
     The pymoo recipe for integer variables: ``IntegerRandomSampling``, SBX and polynomial mutation
     on floats rounded by ``RoundingRepair`` (probability 1, ``eta`` 3 as in pymoo's documentation),
-    ``eliminate_duplicates=True``. pymoo eliminates duplicates within a generation and against the
-    current population only, so a child seen in an earlier generation is served from a cache, free
-    and uncounted. The generation that crosses the budget is told in full; only the first
-    ``budget`` unique evaluations are kept in the trace.
+    ``eliminate_duplicates=True``. ``ask`` returns a whole generation whatever ``n``; ``tell``
+    must receive all of it (an architecture outside the table cannot be told: an error).
 
     Raises:
         ImportError: pymoo is not installed (``pip install hwnas[bench]``).
     """
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.core.evaluator import Evaluator
-    from pymoo.core.problem import Problem
-    from pymoo.operators.crossover.sbx import SBX
-    from pymoo.operators.mutation.pm import PM
-    from pymoo.operators.repair.rounding import RoundingRepair
-    from pymoo.operators.sampling.rnd import IntegerRandomSampling
-    from pymoo.problems.static import StaticProblem
 
-    space = problem.space
-    xu = space.n_choices - 1
-    lookup = 0.0
-    t0 = time.perf_counter()
-    pm_problem = Problem(n_var=len(space.genes), n_obj=problem.n_objectives, xl=np.zeros_like(xu),
-                         xu=xu, vtype=int)
-    algorithm = NSGA2(pop_size=pop_size, sampling=IntegerRandomSampling(),
-                      crossover=SBX(prob=1.0, eta=eta_crossover, vtype=float,
-                                    repair=RoundingRepair()),
-                      mutation=PM(prob=1.0, eta=eta_mutation, vtype=float,
-                                  repair=RoundingRepair()),
-                      eliminate_duplicates=True)
-    algorithm.setup(pm_problem, termination=("n_gen", 10**9), seed=seed, verbose=False)
-    seen: set[int] = set()
-    order: list[int] = []
-    asks = 0
-    while len(order) < budget:
-        pop = algorithm.ask()
+    def __init__(self, space: Space, n_objectives: int = 2, seed: int | None = None,
+                 pop_size: int = 20, eta_crossover: float = 3.0, eta_mutation: float = 3.0):
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.problem import Problem as PymooProblem
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+        self.space, self.n_objectives, self.seed = space, n_objectives, seed
+        xu = space.n_choices - 1
+        self._problem = PymooProblem(n_var=len(space.genes), n_obj=n_objectives,
+                                     xl=np.zeros_like(xu), xu=xu, vtype=int)
+        self.algorithm = NSGA2(pop_size=pop_size, sampling=IntegerRandomSampling(),
+                               crossover=SBX(prob=1.0, eta=eta_crossover, vtype=float,
+                                             repair=RoundingRepair()),
+                               mutation=PM(prob=1.0, eta=eta_mutation, vtype=float,
+                                           repair=RoundingRepair()),
+                               eliminate_duplicates=True)
+        self.algorithm.setup(self._problem, termination=("n_gen", 10**9), seed=seed,
+                             verbose=False)
+        self._pop: Any = None
+        self._untold = False
+
+    def ask(self, n: int = 1) -> list[Architecture]:
+        if self._untold or self._pop is not None:
+            raise HwnasError("pymoo-nsga2: proposed an architecture outside the table")
+        pop = self.algorithm.ask()
         if pop is None or len(pop) == 0:
-            break
-        t1 = time.perf_counter()
+            return []
         X = np.rint(pop.get("X").astype(np.float64)).astype(np.int64)
-        # pymoo's genes are every gene; canonicalise for spaces with inactive genes
-        if type(space).active is not Space.active:
-            X = np.array([space.from_genes(x).genes for x in X], dtype=np.int64)
-        idx = problem.indices_of_genes(X)
-        if (idx < 0).any():
-            raise HwnasError(f"{problem.name}: pymoo proposed an architecture outside the table")
-        F = problem.F[idx]
-        lookup += time.perf_counter() - t1
-        asks += len(idx)
-        for i in idx.tolist():
-            if i not in seen:
-                seen.add(i)
-                order.append(i)
-        Evaluator().eval(StaticProblem(pm_problem, F=F), pop)
-        algorithm.tell(infills=pop)
-    wall = time.perf_counter() - t0
-    return RunTrace(PYMOO_NSGA2, seed, np.asarray(order[:budget], dtype=np.int64), wall, lookup,
-                    asks)
+        self._pop = pop
+        # pymoo's genes are every gene; from_genes canonicalises spaces with inactive genes
+        return [self.space.from_genes(x) for x in X]
+
+    def tell(self, archs: Sequence[Architecture], F: np.ndarray,
+             violation: np.ndarray | None = None) -> None:
+        from pymoo.core.evaluator import Evaluator
+        from pymoo.problems.static import StaticProblem
+
+        if self._pop is None:
+            raise HwnasError("pymoo-nsga2: told without an ask")
+        if len(archs) != len(self._pop):
+            # part of the generation went unevaluated: the budget ended inside it (the loop
+            # stops now), or an architecture had no value (the next ask refuses to go on)
+            self._untold = True
+            return
+        Evaluator().eval(StaticProblem(self._problem, F=np.asarray(F, dtype=np.float64)),
+                         self._pop)
+        self.algorithm.tell(infills=self._pop)
+        self._pop = None
+
+
+def run_pymoo_nsga2(problem: TabularProblem, seed: int, budget: int, pop_size: int = 20,
+                    eta_crossover: float = 3.0, eta_mutation: float = 3.0) -> RunTrace:
+    """pymoo's NSGA-II (:class:`PymooNSGA2`) until ``budget`` unique evaluations.
+
+    pymoo eliminates duplicates within a generation and against the current population only, so
+    a child seen in an earlier generation is served from the loop's cache, free and uncounted.
+
+    Raises:
+        ImportError: pymoo is not installed (``pip install hwnas[bench]``).
+    """
+    t0 = time.perf_counter()
+    strategy = PymooNSGA2(problem.space, problem.n_objectives, seed, pop_size, eta_crossover,
+                          eta_mutation)
+    result = minimize(problem, strategy, budget, seed)
+    result.timings["total_s"] = time.perf_counter() - t0  # with pymoo's setup, as before
+    return _trace(problem, PYMOO_NSGA2, seed, result)
 
 
 def run_any(problem: TabularProblem, name: str, seed: int, budget: int,

@@ -1,19 +1,16 @@
-"""Search problems over the public tables: objectives by name, one search run, its records.
+"""``hwnas search`` as a library call: a :class:`SearchConfig` in, a run folder out.
 
-``hwnas search`` builds its objectives here: ``accuracy`` (a task column of the space's public
-table, or with ``evaluate="train"`` the validation accuracy of training the network now on a
-dataset, see :mod:`hwnas.bench.live.accuracy`; maximised), ``latency`` (any ``--device``: public
-name, device-table path, profiled name or ``live:RUNTIME``; minimised), ``params`` and ``flops``
-(computed from the built network, cached on disk; minimised). A run writes ``evaluations.csv`` (one
-row per unique evaluation, in order), ``front.csv`` (its feasible non-dominated rows) and
-``run.json`` (configuration, seed, versions, timings), each atomically.
+:func:`run_problem` states the configuration as a :class:`hwnas.bench.Problem`
+(:meth:`~hwnas.bench.Problem.from_names`: ``accuracy`` a task column of the public tables, a CSV
+or live training; ``latency`` any ``--device``; ``params``, ``flops``), runs
+:func:`hwnas.bench.minimize` and writes the run folder as one unit
+(:func:`hwnas.bench.core.write_run`): ``evaluations.csv`` (one row per unique evaluation, in
+order), ``front.csv`` (its feasible non-dominated rows) and ``run.json`` (configuration, seed,
+versions, timings, warnings, checksums of the other two), written last.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,71 +19,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hwnas.latency import atomic_write_text, describe_environment
 from hwnas.search import (
     Architecture,
-    Constraint,
     HwnasError,
-    MetricSource,
-    NotInTableError,
     Objective,
     Space,
-    UnknownNameError,
-    create_strategy,
-    evaluate_objectives,
     get_space,
-    pareto_mask,
-    run_search,
 )
 from hwnas.search.strategies.prior import PriorFeatures
 from hwnas.search.tables.load import BenchmarkTables
 
-from .cache import StatsCache
-from .devices import resolve_device
+from .core import (
+    EVALUATE,
+    OBJECTIVES,
+    Problem,
+    is_accuracy_file,
+    minimize,
+    named_objectives,
+    write_run,
+)
+from .sources import ModelStatSource, TableAccuracy
 
 __all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives", "build_prior",
-           "is_accuracy_file", "PRIOR_STRATEGIES",
+           "is_accuracy_file", "PRIOR_STRATEGIES", "problem_of",
            "OBJECTIVES", "EVALUATE", "run_problem"]
 
-OBJECTIVES = ("accuracy", "latency", "params", "flops")
-EVALUATE = ("table", "train")
 #: strategies whose model takes prior features (``--prior``)
 PRIOR_STRATEGIES = ("surrogate",)
-
-
-class TableAccuracy(MetricSource):
-    """Accuracy (percent) of a task column of the public tables; NaN outside the table."""
-
-    unit = "%"
-
-    def __init__(self, tables: BenchmarkTables, task: str):
-        super().__init__()
-        self.tables, self.task = tables, tables.check_task(task)
-        self.name = f"accuracy:{task}"
-
-    def _evaluate(self, archs: list[Architecture]) -> np.ndarray:
-        out = np.full(len(archs), np.nan)
-        for i, a in enumerate(archs):
-            with contextlib.suppress(NotInTableError):  # outside the table: NaN, skipped
-                out[i] = self.tables.get_accuracy(self.task, [self.tables.index_of(a)])[0]
-        return out
-
-
-class ModelStatSource(MetricSource):
-    """Trainable parameters or MACs (millions) of the built network, cached on disk."""
-
-    def __init__(self, space: Space, stat: str, cache: StatsCache | None = None):
-        super().__init__()
-        if stat not in ("params", "flops"):
-            raise HwnasError(f"unknown model statistic {stat!r}; valid: params, flops")
-        self.space, self.stat, self.cache = space, stat, cache or StatsCache()
-        self.name = stat
-        self.unit = "parameters" if stat == "params" else "M multiply-accumulates"
-
-    def _evaluate(self, archs: list[Architecture]) -> np.ndarray:
-        stats = self.cache.get_many(self.space, archs)
-        return np.array([s.params if self.stat == "params" else s.flops_m for s in stats],
-                        dtype=np.float64)
 
 
 def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTables | None,
@@ -94,54 +53,9 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
                      dataset: str | None = None,
                      train: dict[str, Any] | None = None,
                      live: dict[str, Any] | None = None) -> list[Objective]:
-    """Objectives by name (``accuracy``, ``latency``, ``params``, ``flops``).
-
-    Args:
-        evaluate: where accuracy comes from: ``table`` (the public tables' ``task`` column) or
-            ``train`` (:class:`hwnas.bench.live.accuracy.LiveAccuracy`: train each architecture on
-            ``dataset`` with a :class:`hwnas.bench.live.training.TrainRecipe` of ``train``'s
-            fields).
-        live: how live training runs: ``early_stop`` (k of an early-stopping rule, or absent),
-            ``early_stop_rule`` (``extrapolate``: :class:`~hwnas.bench.live.training.EarlyStopping`,
-            ``peers``: :class:`~hwnas.bench.live.training.PeerStopping`), ``inherit`` (start
-            from a trained one-edit neighbour's weights), ``executor`` and ``workers`` (see
-            :class:`~hwnas.bench.live.accuracy.LiveAccuracy`).
-
-    Raises:
-        UnknownNameError: an unknown objective, task or device.
-        HwnasError: an objective without what it needs (accuracy without tables, latency
-            without a device), or an objective named twice.
-    """
-    if len(set(names)) != len(names) or not names:
-        raise HwnasError(f"objectives must be distinct and at least one, got {list(names)}")
-    if evaluate not in EVALUATE:
-        raise UnknownNameError("accuracy evaluation", evaluate, EVALUATE)
-    space = get_space(space_name)
-    out = []
-    for name in names:
-        if name not in OBJECTIVES:
-            raise UnknownNameError("objective", name, OBJECTIVES)
-        if name == "accuracy" and evaluate == "train":
-            out.append(Objective("accuracy", _live_accuracy(space, dataset, train, live),
-                                 "max"))
-        elif name == "accuracy" and is_accuracy_file(task):
-            # a predicted table (hwnas accuracy adapt) or any CSV of arch and accuracy
-            from hwnas.meta import PredictedAccuracy
-
-            out.append(Objective("accuracy", PredictedAccuracy.from_csv(task, space,
-                                                                        name=f"accuracy:{task}"),
-                                 "max"))
-        elif name == "accuracy":
-            if tables is None or task is None:
-                raise HwnasError("the accuracy objective needs the public tables and --task")
-            out.append(Objective("accuracy", TableAccuracy(tables, task), "max"))
-        elif name == "latency":
-            if device is None:
-                raise HwnasError("the latency objective needs --device")
-            out.append(Objective("latency", resolve_device(device, space_name, tables), "min"))
-        else:
-            out.append(Objective(name, ModelStatSource(space, name), "min"))
-    return out
+    """Objectives by name; see :func:`hwnas.bench.core.named_objectives`."""
+    return named_objectives(space_name, names, tables, task, device, evaluate, dataset, train,
+                            live)
 
 
 def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables | None,
@@ -263,44 +177,6 @@ def _read_prior_csv(path: str, space: Space, archs: list[Architecture] | None
     return rows, values, value == "latency_ms"
 
 
-def is_accuracy_file(task: str | None) -> bool:
-    """Whether ``task`` names an accuracy table on disk (a CSV) rather than a public column."""
-    return task is not None and (task.endswith(".csv") or Path(task).is_file())
-
-
-def _live_accuracy(space: Space, dataset: str | None, train: dict[str, Any] | None,
-                   live: dict[str, Any] | None = None) -> MetricSource:
-    from .live.accuracy import LiveAccuracy
-    from .live.datasets import get_dataset
-    from .live.training import EarlyStopping, PeerStopping, TrainRecipe
-
-    if dataset is None:
-        raise HwnasError("accuracy by training (evaluate=train) needs a dataset (--dataset)")
-    options = dict(train or {})
-    seed = options.pop("split_seed", 0)
-    try:
-        recipe = TrainRecipe(**options)
-    except TypeError as e:  # an unknown recipe field
-        raise HwnasError(f"training recipe: {e}") from None
-    live = dict(live or {})
-    unknown = set(live) - {"early_stop", "early_stop_rule", "inherit", "executor", "workers",
-                           "ray_address"}
-    if unknown:
-        raise HwnasError(f"live training options {sorted(unknown)}; valid: early_stop, "
-                         "early_stop_rule, inherit, executor, workers, ray_address")
-    k = live.get("early_stop")
-    rules = {"extrapolate": EarlyStopping, "peers": PeerStopping}
-    rule = live.get("early_stop_rule") or "extrapolate"
-    if rule not in rules:
-        raise UnknownNameError("early-stopping rule", rule, tuple(rules))
-    return LiveAccuracy(space, get_dataset(dataset, seed=seed), recipe,
-                        early_stopping=rules[rule](k=int(k)) if k else None,
-                        inherit=bool(live.get("inherit", False)),
-                        executor=live.get("executor", "serial"),
-                        workers=int(live.get("workers", 2)),
-                        ray_address=live.get("ray_address"))
-
-
 @dataclass
 class SearchConfig:
     """One search run, as the command line states it."""
@@ -322,22 +198,29 @@ class SearchConfig:
     prior: list[str] = field(default_factory=list)  # --prior sources (see build_prior)
 
 
+def problem_of(config: SearchConfig, tables: BenchmarkTables | None) -> Problem:
+    """The :class:`Problem` a search configuration states."""
+    objectives = named_objectives(config.space, config.objectives, tables, config.task,
+                                  config.device, config.evaluate, config.dataset, config.train,
+                                  config.live)
+    return Problem(get_space(config.space), objectives, list(config.constraints), tables)
+
+
 def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str | Path,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Run one search and write its three files into ``out``; returns the run record.
+    """Run one search and write its run folder ``out`` as one unit; returns the run record.
 
     Raises:
         HwnasError: bad configuration (unknown names, budget < 1, a constraint that does not
-            parse), before anything is evaluated or written.
+            parse), before anything is evaluated or written; a search that could evaluate
+            nothing (nothing is written then).
     """
-    if config.budget < 1:
-        raise HwnasError(f"budget must be >= 1, got {config.budget}")
-    space = get_space(config.space)
-    objectives = build_objectives(config.space, config.objectives, tables, config.task,
-                                  config.device, config.evaluate, config.dataset, config.train,
-                                  config.live)
-    names = [o.name for o in objectives]
-    constraints = [Constraint.parse(c, names) for c in config.constraints]
+    from hwnas.latency import describe_environment
+
+    if isinstance(config.budget, bool) or not isinstance(config.budget, int) \
+            or config.budget < 1:
+        raise HwnasError(f"budget must be an integer >= 1, got {config.budget!r}")
+    problem = problem_of(config, tables)
     options = dict(config.strategy_options)
     if config.prior:
         if config.strategy not in PRIOR_STRATEGIES:
@@ -349,58 +232,32 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
             config.space, config.prior, tables,
             config.task if "accuracy" in config.objectives else None,
             config.device if "latency" in config.objectives else None)
-    strategy = create_strategy(config.strategy, space, len(objectives), seed=config.seed,
-                               **options)
-    t0 = time.perf_counter()
     try:
-        result = run_search(strategy, lambda archs: evaluate_objectives(objectives, archs,
-                                                                        constraints),
-                            config.budget, batch=config.batch, progress=progress)
+        result = minimize(problem, config.strategy, config.budget, config.seed,
+                          batch=config.batch, strategy_options=options, progress=progress)
     finally:
-        for o in objectives:  # live training may hold a process pool or a Ray runtime
-            if hasattr(o.source, "close") and o.source.name.startswith("accuracy:live"):
-                o.source.close()
-    seconds = time.perf_counter() - t0
-
-    def index_of(a: Architecture) -> int | None:
-        try:
-            return tables.index_of(a) if tables is not None else None
-        except NotInTableError:
-            return None
-
-    rows = pd.DataFrame({
-        "step": [r.step for r in result.records],
-        "index": pd.array([index_of(r.arch) for r in result.records], dtype="Int64"),
-        "arch": [space.format(r.arch) for r in result.records],
-        **{n: [float(r.values[k]) for r in result.records] for k, n in enumerate(names)},
-        "violation": [r.violation for r in result.records],
-    })
-    if len(rows):
-        F = np.stack([r.F for r in result.records])
-        feasible = rows["violation"].to_numpy() <= 0
-        mask = np.zeros(len(rows), dtype=bool)
-        mask[feasible] = pareto_mask(F[feasible]) if feasible.any() else []
-        front = rows[mask]
-    else:
-        front = rows
+        problem.close()  # live training may hold a process pool or a Ray runtime
+    if not result.records:
+        raise HwnasError(f"nothing could be evaluated: all {result.skipped} architectures the "
+                         f"strategy proposed lack a value of {' or '.join(problem.names)} "
+                         f"(do the sources cover {config.space}?); nothing written")
+    rows = result.to_frame()
+    front = rows[result.front_mask]
     record = {
         "config": asdict(config),
-        "objectives": [{"name": o.name, "source": o.source.name, "unit": o.source.unit,
-                        "direction": o.direction, "seconds": o.source.cost_s}
-                       for o in objectives],
-        "constraints": [str(c) for c in constraints],
+        "objectives": problem.describe(),
+        "constraints": [str(c) for c in problem.constraints],
         "evaluations": len(rows), "skipped": result.skipped, "asks": result.asks,
         "front_size": int(len(front)),
+        "budget_used": result.config["budget_used"], "stopped": result.stopped,
+        "warnings": list(result.warnings),
         # the share of evaluated architectures the prior knew: near 0, it could not help
-        **({"prior_coverage": options["prior"].coverage([r.arch for r in result.records])}
+        **({"prior_coverage": options["prior"].coverage(result.archs)}
            if "prior" in options else {}),
-        **{k: v for o in objectives if o.source.name.startswith("accuracy:live")
+        **{k: v for o in problem.objectives if o.source.name.startswith("accuracy:live")
            for k, v in (("training", o.source.summary()),)},
-        "seconds": seconds,
+        "seconds": result.timings["total_s"],
         "environment": describe_environment(),
     }
-    out = Path(out)
-    atomic_write_text(out / "evaluations.csv", rows.to_csv(index=False))
-    atomic_write_text(out / "front.csv", front.to_csv(index=False))
-    atomic_write_text(out / "run.json", json.dumps(record, indent=2, default=str) + "\n")
-    return record
+    return write_run(out, {"evaluations.csv": rows.to_csv(index=False),
+                           "front.csv": front.to_csv(index=False)}, record)

@@ -38,6 +38,7 @@ from .strategies.base import (
     Strategy,
     create_strategy,
     list_strategies,
+    register_strategy,
     run_search,
 )
 from .strategies.prior import PriorFeatures
@@ -55,6 +56,7 @@ __all__ = [
     "dominates",
     "evaluate_objectives",
     "list_strategies",
+    "register_strategy",
     "mnasnet_reward",
     "non_dominated_sort",
     "pareto_mask",

@@ -22,10 +22,15 @@ class MetricSource(ABC):
     """A named metric with a unit, and the seconds spent computing it so far (``cost_s``).
 
     Subclasses implement :meth:`_evaluate`; :meth:`evaluate` adds the bookkeeping.
+
+    Attributes:
+        coverage: how many architectures the source can answer at most (a table's rows), or
+            ``None`` when unbounded; a search caps its budget at the smallest coverage.
     """
 
     name: str
     unit: str
+    coverage: int | None = None
 
     def __init__(self) -> None:
         self.cost_s = 0.0

@@ -9,6 +9,7 @@ from .base import (
     Strategy,
     create_strategy,
     list_strategies,
+    register_strategy,
     run_search,
 )
 from .prior import PriorFeatures
@@ -23,5 +24,6 @@ __all__ = [
     "Strategy",
     "create_strategy",
     "list_strategies",
+    "register_strategy",
     "run_search",
 ]

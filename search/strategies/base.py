@@ -3,7 +3,15 @@
 A strategy only asks and is told (as pymoo's ``Algorithm`` and optuna's ask/tell interface); it
 never calls a metric source. :func:`run_search` is the one loop that connects them: it counts the
 budget in unique architectures evaluated, serves repeated asks from its cache for free, and skips
-(and counts) architectures whose metrics are missing.
+(and counts) architectures whose metrics are missing. It also ends a search that cannot progress
+(the strategy proposes nothing new, or nothing it proposes can be evaluated) and says why in
+:attr:`SearchResult.stopped`.
+
+Any object with ``ask(n)`` and ``tell(archs, F, violation)`` is a strategy for the loop; a
+:class:`Strategy` subclass adds the archive and the seeded generator. Register your own with
+:func:`register_strategy`::
+
+    register_strategy("mine", lambda space, n_objectives, seed=None, **kw: Mine(space, seed))
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,8 +36,20 @@ __all__ = [
     "run_search",
     "create_strategy",
     "list_strategies",
+    "register_strategy",
+    "AskTell",
     "STRATEGIES",
 ]
+
+
+@runtime_checkable
+class AskTell(Protocol):
+    """What the loop needs of a strategy: proposals, then their (minimised) values."""
+
+    def ask(self, n: int = 1) -> list[Architecture]: ...
+
+    def tell(self, archs: Sequence[Architecture], F: np.ndarray,
+             violation: np.ndarray | None = None) -> None: ...
 
 
 class Strategy(ABC):
@@ -100,8 +120,9 @@ class ExhaustiveSearch(Strategy):
         return out
 
 
-#: name -> "module:Class" (imported on first use)
-STRATEGIES: dict[str, str] = {
+#: name -> "module:Class" (imported on first use) or a factory
+#: ``factory(space, n_objectives, seed=..., **options) -> AskTell``
+STRATEGIES: dict[str, str | Callable[..., AskTell]] = {
     "random": "hwnas.search.strategies.base:RandomSearch",
     "evolution": "hwnas.search.strategies.evolution:RegularizedEvolution",
     "nsga2": "hwnas.search.strategies.nsga2:NSGA2",
@@ -118,6 +139,28 @@ def list_strategies() -> list[str]:
     return list(STRATEGIES)
 
 
+def register_strategy(name: str, factory: str | Callable[..., AskTell],
+                      replace: bool = False) -> None:
+    """Register a strategy under ``name`` for :func:`create_strategy` (and ``--strategy``).
+
+    Args:
+        factory: ``factory(space, n_objectives, seed=None, **options)`` returning an object with
+            ``ask``/``tell`` (a :class:`Strategy` subclass works as is), or ``"module:Class"``.
+        replace: allow replacing a registered name (otherwise an error, to catch typos).
+
+    Raises:
+        HwnasError: an empty name, a name already registered, a factory that is not callable.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise HwnasError(f"a strategy name must be a non-empty string, got {name!r}")
+    if name in STRATEGIES and not replace:
+        raise HwnasError(f"strategy {name!r} is already registered (replace=True to replace it)")
+    if not (callable(factory) or (isinstance(factory, str) and factory.count(":") == 1)):
+        raise HwnasError(f"strategy {name!r}: the factory must be callable or 'module:Class', "
+                         f"got {factory!r}")
+    STRATEGIES[name] = factory
+
+
 def create_strategy(name: str, space: Space, n_objectives: int = 2, seed: int | None = None,
                     **kwargs: Any) -> Strategy:
     """A strategy by name, e.g. ``create_strategy("nsga2", space, 2, seed=0, population=20)``.
@@ -127,8 +170,11 @@ def create_strategy(name: str, space: Space, n_objectives: int = 2, seed: int | 
     """
     if name not in STRATEGIES:
         raise UnknownNameError("strategy", name, STRATEGIES)
-    module, cls = STRATEGIES[name].split(":")
-    return getattr(importlib.import_module(module), cls)(space, n_objectives, seed=seed, **kwargs)
+    factory = STRATEGIES[name]
+    if isinstance(factory, str):
+        module, cls = factory.split(":")
+        factory = getattr(importlib.import_module(module), cls)
+    return factory(space, n_objectives, seed=seed, **kwargs)
 
 
 @dataclass
@@ -144,25 +190,42 @@ class SearchRecord:
 
 @dataclass
 class SearchResult:
-    """Everything a search evaluated, in order, and how many asks were skipped."""
+    """Everything a search evaluated, in order, how many asks were skipped, and why it ended.
+
+    Attributes:
+        stopped: ``budget`` (the budget was spent), ``exhausted`` (the strategy asked nothing),
+            ``stalled`` (``max_idle`` asks in a row proposed nothing new), ``unevaluable``
+            (``max_skips`` proposals in a row could not be evaluated and none ever could) or
+            ``max_asks``.
+    """
 
     records: list[SearchRecord] = field(default_factory=list)
     skipped: int = 0
     asks: int = 0
+    stopped: str = "budget"
 
 
 #: archs -> (natural values (n, m), minimised values (n, m), violation (n,))
 Evaluator = Callable[[list[Architecture]], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def run_search(strategy: Strategy, evaluate: Evaluator, budget: int, batch: int = 1,
+def run_search(strategy: AskTell, evaluate: Evaluator, budget: int, batch: int = 1,
                progress: Callable[[int, int], None] | None = None,
-               max_asks: int | None = None) -> SearchResult:
+               max_asks: int | None = None, max_idle: int | None = None,
+               max_skips: int | None = None,
+               callbacks: Sequence[Callable[[SearchRecord], None]] = ()) -> SearchResult:
     """Ask, evaluate, tell until ``budget`` unique architectures have been evaluated.
 
     Architectures already evaluated are told again from the cache at no cost; architectures whose
     metrics are missing (NaN) are skipped, counted, and never told. The loop also ends when the
-    strategy has nothing left to ask or after ``max_asks`` asks (default ``100 * budget``).
+    strategy has nothing left to ask, after ``max_asks`` asks (default ``100 * budget``), when
+    ``max_idle`` architectures asked in a row were all known already (default
+    ``max(1000, budget)``: a strategy that cannot propose anything new), or when ``max_skips``
+    architectures in a row could not be evaluated and none ever could (default
+    ``max(100, 5 * budget)``: metric sources that cover none of what the strategy proposes).
+
+    Args:
+        callbacks: each called with every new :class:`SearchRecord`, in order.
 
     Raises:
         HwnasError: ``budget < 1``.
@@ -170,16 +233,30 @@ def run_search(strategy: Strategy, evaluate: Evaluator, budget: int, batch: int 
     if budget < 1:
         raise HwnasError(f"budget must be >= 1, got {budget}")
     max_asks = max_asks or 100 * budget
+    max_idle = max_idle or max(1000, budget)
+    max_skips = max_skips or max(100, 5 * budget)
     result = SearchResult()
     cache: dict[Architecture, tuple[np.ndarray, np.ndarray, float]] = {}
     missing: set[Architecture] = set()
-    while len(result.records) < budget and result.asks < max_asks:
+    idle = 0  # architectures asked in a row that were all known (evaluated or missing)
+    while len(result.records) < budget:
+        if result.asks >= max_asks:
+            result.stopped = "max_asks"
+            break
+        if idle >= max_idle:
+            result.stopped = "stalled"
+            break
+        if not result.records and result.skipped >= max_skips:
+            result.stopped = "unevaluable"
+            break
         archs = strategy.ask(min(batch, budget - len(result.records)))
         if not archs:
+            result.stopped = "exhausted"
             break
         result.asks += len(archs)
         new = list(dict.fromkeys(a for a in archs if a not in cache and a not in missing))
         new = new[: budget - len(result.records)]
+        idle = 0 if new else idle + len(archs)
         if new:
             values, F, violation = evaluate(new)
             for a, val, f, v in zip(new, values, F, violation, strict=True):
@@ -188,7 +265,10 @@ def run_search(strategy: Strategy, evaluate: Evaluator, budget: int, batch: int 
                     result.skipped += 1
                     continue
                 cache[a] = (val, f, float(v))
-                result.records.append(SearchRecord(len(result.records), a, val, f, float(v)))
+                record = SearchRecord(len(result.records), a, val, f, float(v))
+                result.records.append(record)
+                for callback in callbacks:
+                    callback(record)
                 if progress:
                     progress(len(result.records), budget)
         told = [a for a in archs if a in cache]

@@ -1,0 +1,153 @@
+"""Run folders written as one unit: ``evaluations.csv``, ``front.csv``, then ``run.json``.
+
+A run is written into a temporary sibling folder and renamed into place, so a reader sees the
+old run or the new one, never a mix. ``run.json`` is written last and carries the sha256 and row
+count of the other two files; :func:`read_run` checks them, so a folder whose files do not belong
+together (a full disk, a copy cut short, an edit) is refused rather than scored. Where ``out``
+already holds other files (a user's own folder), the files are replaced one by one, each
+atomically, and the checksums are what makes a mixed folder detectable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hwnas.search import HwnasError
+
+__all__ = ["RUN_FILES", "write_run", "read_run", "verify_run"]
+
+#: the data files of a run folder, in the order they are written; run.json follows them
+RUN_FILES = ("evaluations.csv", "front.csv")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _rows(text: str) -> int:
+    return max(0, text.count("\n") - 1)  # minus the header
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        _write_bytes(Path(tmp), data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_run(out: str | os.PathLike[str], files: Mapping[str, str],
+              record: Mapping[str, Any]) -> dict[str, Any]:
+    """Write a run folder: ``files`` (name -> CSV text) then ``run.json`` of ``record`` plus
+    ``files: {name: {sha256, rows, bytes}}``; returns the record as written.
+
+    Raises:
+        HwnasError: the folder cannot be written (names the path and the reason).
+    """
+    out = Path(out)
+    blobs = {name: text.encode() for name, text in files.items()}
+    record = {**record, "files": {name: {"sha256": _digest(data), "rows": _rows(files[name]),
+                                         "bytes": len(data)}
+                                  for name, data in blobs.items()}}
+    run_json = (json.dumps(record, indent=2, default=str) + "\n").encode()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ours = {*blobs, "run.json"}
+        if out.is_dir() and any(p.name not in ours for p in out.iterdir()):
+            # someone else's files live here too: replace ours one by one, run.json last
+            for name, data in blobs.items():
+                _atomic_bytes(out / name, data)
+            _atomic_bytes(out / "run.json", run_json)
+            return record
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())
+            for name, data in blobs.items():
+                _write_bytes(tmp / name, data)
+            _write_bytes(tmp / "run.json", run_json)
+            old = None
+            if out.exists():
+                old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.",
+                                            suffix=".old"))
+                os.replace(out, old / "run")
+            os.replace(tmp, out)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    except OSError as e:
+        raise HwnasError(f"cannot write the run folder {out}: {e.strerror or e}") from None
+    return record
+
+
+def verify_run(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run record of ``folder`` after checking its files against it.
+
+    Raises:
+        HwnasError: no readable ``run.json``, or a file missing, truncated or not the one
+            ``run.json`` describes.
+    """
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / "run.json").read_text())
+        record["config"]["objectives"]  # noqa: B018  (a foreign run.json fails here)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise HwnasError(f"{folder} is not a finished hwnas run (run.json + evaluations.csv): "
+                         f"{e}") from None
+    for name, want in (record.get("files") or {}).items():
+        try:
+            data = (folder / name).read_bytes()
+        except OSError as e:
+            raise HwnasError(f"{folder}: {name} is missing or unreadable ({e.strerror}); "
+                             "the run is incomplete, run it again") from None
+        if len(data) != want.get("bytes") or _digest(data) != want.get("sha256"):
+            raise HwnasError(f"{folder}: {name} ({len(data)} bytes) is not the file run.json "
+                             f"describes ({want.get('bytes')} bytes, {want.get('rows')} rows): "
+                             "truncated or replaced; run it again")
+    return record
+
+
+def read_run(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A finished run's record and evaluations, checked against ``run.json``'s checksums
+    (folders written before checksums existed are read unchecked).
+
+    Raises:
+        HwnasError: the folder is not a finished, intact ``hwnas search`` run.
+    """
+    folder = Path(folder)
+    record = verify_run(folder)
+    try:
+        evaluations = pd.read_csv(folder / "evaluations.csv")
+    except (OSError, ValueError) as e:
+        raise HwnasError(f"{folder} is not a finished hwnas run (run.json + evaluations.csv): "
+                         f"{e}") from None
+    return record, evaluations
