@@ -1,12 +1,12 @@
 """``hwnas quickstart``: the whole product on this machine in a few minutes.
 
 1. Plan 20 NB201 architectures to measure (HELP's reference set first; ``hwnas latency plan``) and
-   add others drawn at random, which check the predictor.
+   add others drawn at random, which check the predictor (:func:`hwnas.meta.device.plan_device`).
 2. Profile them all on this machine with ONNX Runtime (CPU, 1 thread, batch 1): a real device
    table, ``OUT/device/latency_ms.csv``.
 3. Adapt the meta-learned latency predictor to this machine from the 20 planned measurements
-   (``hwnas latency adapt``): a predicted table for all 15,625 architectures, checked (Spearman)
-   against the other measured ones.
+   (:func:`hwnas.meta.device.adapt_device`): a predicted table for all 15,625 architectures,
+   checked (Spearman) against the other measured ones.
 4. Compare three strategies x seeds on NB201 CIFAR-10 accuracy x this machine's latency x
    parameters (``hwnas compare``), and write the report (``hwnas report``).
 """
@@ -28,19 +28,17 @@ SHOTS = 20
 Echo = Callable[[str], None]
 
 
-def _plan(out: Path, n_archs: int, tables: Any, echo: Echo) -> tuple[list[int], list[int]]:
+def _plan(out: Path, n_archs: int, context: Any, echo: Echo) -> tuple[list[int], list[int]]:
     """Indices to adapt from (HELP's plan) and indices to check the prediction on."""
-    from .cli import main
+    from hwnas.latency import atomic_write_text
+    from hwnas.meta.device import plan_device
 
-    plan_csv = out / "plan.csv"
-    planned: list[int] = []
-    if main(["latency", "plan", "--space", "nb201", "--shots", str(SHOTS), "--seed", "0",
-             "--out", str(plan_csv)]) == 0:
-        planned = [int(i) for i in pd.read_csv(plan_csv)["index"]]
-    else:
-        echo("quickstart: no latency plan; measuring a random sample only")
+    plan = plan_device(context, SHOTS, seed=0)
+    atomic_write_text(out / "plan.csv", plan.to_csv(index=False))
+    planned = [int(i) for i in plan["index"]]
     rng = np.random.default_rng(0)
-    others = [int(i) for i in rng.permutation(len(tables)) if int(i) not in set(planned)]
+    taken = set(planned)
+    others = [int(i) for i in rng.permutation(len(context.tables)) if int(i) not in taken]
     return planned, others[: max(0, n_archs - len(planned))]
 
 
@@ -58,10 +56,10 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
     from scipy.stats import spearmanr
 
     from hwnas.latency import MeasurementProtocol, Profiler, RuntimeConfig, Target, get_runtime
+    from hwnas.meta.device import adapt_device, device_context
     from hwnas.search import get_space
     from hwnas.search.tables.load import load_tables
 
-    from .cli import main
     from .compare import CompareConfig, run_compare
     from .report import build_report
 
@@ -72,7 +70,8 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
     space = get_space("nb201")
 
     echo("quickstart 1/4: planning which architectures to measure")
-    planned, others = _plan(out, n_archs, tables, echo)
+    context = device_context("nb201", data_dir=data_dir)
+    planned, others = _plan(out, n_archs, context, echo)
     targets = [Target(tables.arch_at(i), i) for i in [*planned, *others]]
 
     echo(f"quickstart 2/4: profiling {len(targets)} NB201 networks on this machine "
@@ -93,10 +92,14 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
     shots = measured[measured["index"].isin(planned)]
     check = measured[measured["index"].isin(others)]
     predicted = out / "predicted_latency.csv"
-    shots_csv = _write(out / "shots.csv", shots[["index", "latency_ms"]])
-    if len(shots) and main(["latency", "adapt", "--space", "nb201", "--shots", str(shots_csv),
-                            "--out", str(predicted)]) == 0:
-        pred = pd.read_csv(predicted).set_index("index")["latency_ms"]
+    _write(out / "shots.csv", shots[["index", "latency_ms"]])
+    if len(shots) >= 3:
+        with bar("meta-training the latency predictor") as advance:
+            frame, _ = adapt_device(context, shots["index"].to_numpy(),
+                                    shots["latency_ms"].to_numpy(),
+                                    progress=lambda done, total: advance(done, total, ""))
+        _write(predicted, frame)
+        pred = frame.set_index("index")["latency_ms"]
         lat_line += f"; predictor adapted from {len(shots)} of them"
         if len(check) >= 3:
             rho = float(spearmanr(pred.loc[check["index"]], check["latency_ms"]).statistic)
@@ -105,8 +108,8 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
             lat_line += " (too few others measured to check it: raise --archs)"
         device = str(predicted)
     else:
-        echo("quickstart: no predicted table; the search uses the measured sample only "
-             "(architectures outside it are skipped)")
+        echo("quickstart: too few measured shots for a predicted table; the search uses the "
+             "measured sample only (architectures outside it are skipped)")
 
     echo(f"quickstart 4/4: {len(STRATEGIES)} strategies x {seeds} seeds x {budget} evaluations")
     problem = {"space": "nb201", "task": "cifar10_test_200ep", "device": device,
