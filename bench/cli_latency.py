@@ -20,7 +20,7 @@ from hwnas.search import TableError, UnknownNameError, cache_root, list_spaces
 __all__ = ["latency", "CACHE_VERSION"]
 
 #: bump when the meta-training changes, so cached encoders are retrained
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 def _context(space_name: str, source_devices: str | None):
@@ -120,15 +120,11 @@ def adapt(space_name: str, shots_file: Path, out: Path, seed: int, algo: str,
                                 meta_steps=meta_steps)
     key = hashlib.sha256(json.dumps([space_name, feats.sources, seed, algo, meta_steps,
                                      CACHE_VERSION]).encode()).hexdigest()[:16]
-    path = cache_root() / "latency_meta" / f"{space_name}-{algo}-s{seed}-{key}.pt"
-    if path.is_file():
-        meta.load(path)
-    else:
-        tasks = [LatencyTask(d, feats.source_latency_ms[:, j], j)
-                 for j, d in enumerate(feats.sources)]
-        with _progress(f"meta-training on {len(tasks)} devices") as advance:
-            meta.meta_fit(tasks, progress=lambda done, total: advance(done, total, ""))
-        meta.save(path)
+    path = cache_root() / "latency_meta" / f"{space_name}-{algo}-s{seed}-{key}.npz"
+    tasks = [LatencyTask(d, feats.source_latency_ms[:, j], j) for j, d in enumerate(feats.sources)]
+    # a checked .npz, never unpickled: a corrupt or foreign entry is rebuilt (with a warning)
+    with _progress(f"meta-training on {len(tasks)} devices") as advance:
+        meta.meta_fit(tasks, progress=lambda done, total: advance(done, total, ""), cache=path)
     pred = meta.adapt(idx, lat)
     every = np.arange(len(tables))
     frame = pd.DataFrame({"index": every, "arch": [str(a) for a in tables.archs],

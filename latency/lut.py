@@ -106,15 +106,20 @@ def _fit_affine(sums: np.ndarray, measured: np.ndarray, iterations: int = 50
     """``a, b`` minimising the mean absolute *relative* error of ``a * sum + b``.
 
     Least absolute deviations (iteratively reweighted least squares), so that a calibration
-    network caught in the host's slow state in every round does not drag the fit.
+    network caught in the host's slow state in every round does not drag the fit. Both numbers
+    are kept non-negative (non-negative least squares at each step): a network costs at least
+    its kernels' scaled sum plus a fixed overhead, and an unconstrained fit to noisy timings
+    can give a negative overhead, which predicts a negative latency for the smallest networks.
     """
+    from scipy.optimize import nnls
+
     design = np.stack([sums / measured, 1.0 / measured], axis=1)
     target = np.ones_like(measured)
     weights = np.ones_like(measured)
     coef = np.zeros(2)
     for _ in range(iterations):
         w = np.sqrt(weights)
-        coef, *_ = np.linalg.lstsq(design * w[:, None], target * w, rcond=None)
+        coef, _ = nnls(design * w[:, None], target * w)
         residual = np.abs(design @ coef - target)
         weights = 1.0 / np.maximum(residual, 1e-4)
     return float(coef[0]), float(coef[1])

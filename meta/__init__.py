@@ -4,7 +4,8 @@ Gradient-based meta-learning as thin wrappers around an ``nn.Module`` (MAML, fir
 Meta-SGD), a learned LSTM optimiser, few-shot episode samplers and the MAML sinusoid benchmark.
 Every wrapper has ``adapt(x_support, y_support, steps) -> Learner``; the caller owns the outer loop.
 On top of them: few-shot latency transfer to a new device (HELP-style) and few-shot accuracy
-transfer to a new task (dataset).
+transfer to a new task (dataset), two thin subclasses of one base (:mod:`.predictor_base`) whose
+state is saved as plain checked arrays (:mod:`.state_io`), never unpickled.
 """
 
 from .accuracy import AccuracyTask, AdaptedAccuracyPredictor, MetaAccuracyPredictor
@@ -17,7 +18,9 @@ from .latency import AdaptedLatencyPredictor, LatencyTask, MetaLatencyPredictor
 from .latency_features import LatencyFeatures, plan_shots
 from .lstm import LSTMMetaLearner, preprocess_gradient
 from .maml import MAML, MetaSGD
+from .predictor_base import AdaptedPredictor, MetaPredictor
 from .sinusoid import SinusoidDistribution, SinusoidTask, sinusoid_mlp, sinusoid_sampler
+from .state_io import CacheError
 from .tasks import Episode, TaskLike, TaskSampler, as_generator
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "Learner",
     "LossFn",
     "MetaError",
+    "CacheError",
     "Params",
     "adapt_params",
     "functional_forward",
@@ -42,6 +46,9 @@ __all__ = [
     "SinusoidTask",
     "sinusoid_mlp",
     "sinusoid_sampler",
+    # few-shot predictors (shared base)
+    "AdaptedPredictor",
+    "MetaPredictor",
     # latency transfer
     "AdaptedLatencyPredictor",
     "ArchEncoder",

@@ -32,21 +32,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 
 from .accuracy_features import AccuracyFeatures, normal_scores
-from .encoders import ArchEncoder
 from .errors import MetaError
-from .latency_features import ridge_loo
-from .maml import MAML, MetaSGD
+from .predictor_base import ALGOS, AdaptedPredictor, MetaPredictor, column_mask, ridge_loo
 
 __all__ = ["ACCURACY_ALGOS", "ACCURACY_CANDIDATES", "MIN_ACCURACY_SHOTS", "AccuracyTask",
-           "AdaptedAccuracyPredictor", "MetaAccuracyPredictor", "calibrate"]
+           "AdaptedAccuracyPredictor", "MetaAccuracyPredictor", "ScorePredictor", "calibrate",
+           "check_shots"]
 
-ACCURACY_ALGOS = ("ridge", "maml", "metasgd")
+ACCURACY_ALGOS = ALGOS
 #: fewest shots adaptation accepts (a few weights and a leave-one-out weighting need them)
 MIN_ACCURACY_SHOTS = 5
 #: fixed heads: name -> (feature blocks, ridge penalty); "L" is the learned embedding
@@ -73,7 +72,7 @@ class AccuracyTask:
     hidden: tuple[int, ...] = ()
 
 
-class MetaAccuracyPredictor:
+class MetaAccuracyPredictor(MetaPredictor):
     """Meta-learns an architecture encoder over source tasks; adapts to a new task from shots.
 
     Args:
@@ -81,7 +80,7 @@ class MetaAccuracyPredictor:
         algo: head adaptation in the episodes: ``ridge`` (closed form), ``maml`` or ``metasgd``.
         embed_dim: width of the learned embedding.
         hidden: hidden width of the encoder.
-        meta_steps: outer optimisation steps (each over every task).
+        meta_steps: outer optimisation steps (each over every task; >= 0).
         meta_lr: outer Adam learning rate.
         inner_steps: gradient steps of ``maml``/``metasgd``.
         inner_lr: their (initial) step size.
@@ -89,81 +88,64 @@ class MetaAccuracyPredictor:
         n_query: query architectures per episode (half of them from the task's top 10%).
         candidates: names from :data:`ACCURACY_CANDIDATES` that adaptation averages.
         temperature: softness of the leave-one-out weighting (smaller: sharper).
-        seed: seeds every random draw and the encoder's initialisation.
+        seed: seeds every random draw and the encoder's initialisation (an integer >= 0; the
+            global torch RNG is not touched).
 
     Attributes:
         encoder_: the meta-trained encoder; ``embedding_``: its standardised output per row;
         head_: the ``MAML``/``MetaSGD`` head (``None`` for ``ridge``); ``history_``: mean query
-        loss per outer step.
+        loss per outer step; ``from_cache_``: whether ``meta_fit`` loaded its state from the
+        cache.
+
+    Raises:
+        MetaError: an unknown ``algo`` or candidate, or an argument out of range.
     """
+
+    kind: ClassVar[str] = "accuracy"
+    _task_word: ClassVar[str] = "task"
 
     def __init__(self, features: AccuracyFeatures, *, algo: str = "ridge", embed_dim: int = 8,
                  hidden: int = 64, meta_steps: int = 150, meta_lr: float = 3e-3,
                  inner_steps: int = 10, inner_lr: float = 0.05, n_support: int = 20,
                  n_query: int = 1000, candidates: Sequence[str] = tuple(ACCURACY_CANDIDATES),
                  temperature: float = 1.0, seed: int | None = 0):
-        if algo not in ACCURACY_ALGOS:
-            raise MetaError(f"unknown algo {algo!r}; valid: {', '.join(ACCURACY_ALGOS)}")
+        super().__init__(features, algo=algo, embed_dim=embed_dim, hidden=hidden,
+                         meta_steps=meta_steps, meta_lr=meta_lr, inner_steps=inner_steps,
+                         inner_lr=inner_lr, n_support=n_support, n_query=n_query,
+                         temperature=temperature, seed=seed)
+        if isinstance(candidates, str):
+            candidates = (candidates,)
         unknown = [c for c in candidates if c not in ACCURACY_CANDIDATES]
         if unknown or not candidates:
             raise MetaError(f"unknown or no candidates {unknown or list(candidates)}; valid: "
                             + ", ".join(ACCURACY_CANDIDATES))
-        self.features = features
-        self.algo = algo
-        self.embed_dim = embed_dim
-        self.hidden = hidden
-        self.meta_steps = meta_steps
-        self.meta_lr = meta_lr
-        self.inner_steps = inner_steps
-        self.inner_lr = inner_lr
-        self.n_support = n_support
-        self.n_query = n_query
         self.candidates = tuple(candidates)
-        self.temperature = temperature
-        self.seed = seed
 
     # ------------------------------------------------------------------ meta-training
-    def _build(self) -> None:
-        torch.manual_seed(0 if self.seed is None else int(self.seed))
-        self.encoder_ = ArchEncoder(self.features.A.shape[1], self.embed_dim, self.hidden)
-        self.head_: MAML | None = None
-        if self.algo != "ridge":
-            head = nn.Linear(self.features.S.shape[1] + self.embed_dim, 1)
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
-            cls = MAML if self.algo == "maml" else MetaSGD
-            self.head_ = cls(head, inner_lr=self.inner_lr)
+    def _check_task(self, task: AccuracyTask, n: int) -> tuple[np.ndarray, tuple[int, ...]]:
+        acc = np.asarray(task.accuracy, dtype=np.float64)
+        if acc.shape != (n,) or not np.isfinite(acc).all():
+            raise MetaError(f"task {task.name}: needs {n} finite accuracies")
+        k = self.features.S.shape[1]
+        bad = [h for h in task.hidden
+               if not (isinstance(h, int | np.integer) and not isinstance(h, bool) and 0 <= h < k)]
+        if bad:
+            raise MetaError(f"task {task.name}: hidden column {bad[0]!r} is not a source column "
+                            f"(valid: 0..{k - 1})")
+        return acc, tuple(int(h) for h in task.hidden)
 
-    def meta_fit(self, tasks: Sequence[AccuracyTask],
-                 progress: Callable[[int, int], None] | None = None) -> MetaAccuracyPredictor:
-        """Meta-train the encoder (and the head's initialisation) on ``tasks``; returns self.
-
-        Raises:
-            MetaError: no tasks, or a task whose accuracies do not match the features.
-        """
-        if not tasks:
-            raise MetaError("meta_fit needs at least one task (source task)")
+    def _episodes(self, tasks: Sequence[AccuracyTask], rng: np.random.Generator
+                  ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Per task: hide its dataset's source columns, draw a support set and a query set half
+        from the task's top 10%; the loss on normal scores (the support's own, for the head)."""
         n = len(self.features)
-        for t in tasks:
-            acc = np.asarray(t.accuracy, dtype=np.float64)
-            if acc.shape != (n,) or not np.isfinite(acc).all():
-                raise MetaError(f"task {t.name}: needs {n} finite accuracies")
-        self._build()
-        rng = np.random.default_rng(self.seed)
         S = torch.as_tensor(self.features.S, dtype=torch.float32)
-        A = torch.as_tensor(self.features.A)
         targets = [normal_scores(np.asarray(t.accuracy, np.float64)) for t in tasks]
         tops = [np.flatnonzero(y >= np.quantile(y, 0.9)) for y in targets]
-        masks = [_mask(S.shape[1], t.hidden) for t in tasks]
-        params = list(self.encoder_.parameters())
-        if self.head_ is not None:
-            params += list(self.head_.parameters())
-        opt = torch.optim.Adam(params, lr=self.meta_lr)
-        self.history_: list[float] = []
+        masks = [column_mask(S.shape[1], t.hidden) for t in tasks]
         k_sup, k_q = min(self.n_support, n), min(self.n_query, n)
-        for step in range(self.meta_steps):
-            opt.zero_grad()
-            emb = self.encoder_(A)
+
+        def step(emb: torch.Tensor) -> torch.Tensor:
             total = torch.zeros(())
             for y, top, mask in zip(targets, tops, masks, strict=True):
                 sup = rng.choice(n, size=k_sup, replace=False)
@@ -171,31 +153,12 @@ class MetaAccuracyPredictor:
                                       rng.choice(top, size=k_q // 2)])
                 phi = torch.cat([S * mask, emb], dim=1)
                 ys = torch.as_tensor(normal_scores(y[sup]), dtype=torch.float32)
-                total = total + self._episode(phi, ys, torch.as_tensor(sup), torch.as_tensor(qry),
-                                              torch.as_tensor(y[qry], dtype=torch.float32))
-            loss = total / len(tasks)
-            loss.backward()
-            opt.step()
-            self.history_.append(float(loss.detach()))
-            if progress is not None:
-                progress(step + 1, self.meta_steps)
-        with torch.no_grad():
-            emb = self.encoder_(A).numpy().astype(np.float64)
-        sd = emb.std(axis=0)
-        self.embedding_ = (emb - emb.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-        return self
+                total = total + self._episode_loss(phi, ys, torch.as_tensor(sup),
+                                                   torch.as_tensor(qry),
+                                                   torch.as_tensor(y[qry], dtype=torch.float32))
+            return total
 
-    def _episode(self, phi: torch.Tensor, ys: torch.Tensor, sup: torch.Tensor,
-                 qry: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
-        center = phi[sup].mean(dim=0)
-        xs, xq = phi[sup] - center, phi[qry] - center
-        if self.head_ is None:
-            gram = xs.T @ xs + torch.eye(xs.shape[1])
-            pred = xq @ torch.linalg.solve(gram, xs.T @ (ys - ys.mean())) + ys.mean()
-        else:
-            learner = self.head_.adapt(xs, ys.unsqueeze(1), steps=self.inner_steps)
-            pred = learner(xq).squeeze(1)
-        return ((pred - yq) ** 2).mean()
+        return step
 
     # ------------------------------------------------------------------ adaptation
     def adapt(self, X: Sequence[int] | np.ndarray, y: Sequence[float] | np.ndarray
@@ -204,15 +167,15 @@ class MetaAccuracyPredictor:
 
         Args:
             X: indices (rows of the features) of the trained architectures.
-            y: their accuracies on the new task.
+            y: their accuracies on the new task (percent, 0..100).
 
         Raises:
             MetaError: not meta-fitted (when a learned candidate is used), fewer than
                 :data:`MIN_ACCURACY_SHOTS` distinct shots, indices outside the table, accuracies
-                that are not finite.
+                that are not finite or outside 0..100.
         """
-        if any("learned" in c for c in self.candidates) and not hasattr(self, "embedding_"):
-            raise MetaError("adapt needs a meta-fitted predictor: call meta_fit first")
+        if any("learned" in c for c in self.candidates):
+            self._require_embedding()
         return AdaptedAccuracyPredictor(self).fit(X, y)
 
     def _blocks(self) -> dict[str, np.ndarray]:
@@ -222,39 +185,55 @@ class MetaAccuracyPredictor:
             blocks["L"] = self.embedding_
         return blocks
 
-    def _maml_candidate(self, idx: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
-        phi = np.hstack([self.features.S, self.embedding_])
-        pred = self._maml_predict(phi, idx, t, np.arange(len(phi)))
-        folds = np.arange(len(idx)) % 5
-        err = [(self._maml_predict(phi, idx[folds != k], t[folds != k], idx[folds == k])
-                - t[folds == k]) ** 2 for k in range(5)]
-        return pred, float(np.mean(np.concatenate(err)))
 
-    def _maml_predict(self, phi: np.ndarray, support: np.ndarray, t: np.ndarray,
-                      rows: np.ndarray) -> np.ndarray:
-        assert self.head_ is not None
-        center = phi[support].mean(axis=0)
-        xs = torch.as_tensor(phi[support] - center, dtype=torch.float32)
-        ys = torch.as_tensor(t, dtype=torch.float32).unsqueeze(1)
-        learner = self.head_.adapt(xs, ys, steps=self.inner_steps, first_order=True)
-        with torch.no_grad():
-            out = learner(torch.as_tensor(phi[rows] - center, dtype=torch.float32))
-        return out.squeeze(1).numpy().astype(np.float64)
+class ScorePredictor:
+    """An accuracy predictor that ranks by a score and maps it to percent on the shots.
+
+    Subclasses set ``score_`` (every row's score) and ``calibration_`` (:func:`calibrate`) in
+    ``fit`` (through :meth:`_finish`); ``predict(X)`` is then ``a + b * score``.
+    """
+
+    features: AccuracyFeatures
+
+    def _finish(self, score: np.ndarray, idx: np.ndarray, acc: np.ndarray) -> None:
+        self.score_ = score
+        self.calibration_ = calibrate(score[idx], acc)
+
+    def predict_score(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The ranking score (normal scale) of the architectures at indices ``X``."""
+        if not hasattr(self, "score_"):
+            raise MetaError("predict needs a fitted predictor: call fit first")
+        return self.score_[self.features.check_indices(X)]
+
+    def predict(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Predicted accuracies of the architectures at indices ``X`` (the shots' unit)."""
+        score = self.predict_score(X)
+        a, b = self.calibration_
+        return a + b * score
 
 
-class AdaptedAccuracyPredictor:
+class AdaptedAccuracyPredictor(AdaptedPredictor, ScorePredictor):
     """The predictor of one task: a leave-one-out-weighted ensemble of linear heads.
 
     ``fit(X, y)`` (X: architecture indices, y: accuracies) returns self; ``predict(X)`` gives
-    accuracies (the shots' unit), ``predict_score(X)`` the ranking score. Candidate names, weights
-    and leave-one-out errors are in ``candidates_``, ``weights_`` and ``loo_``.
+    accuracies (the shots' unit), ``predict_score(X)`` the ranking score, ``predict_std(X)`` the
+    standard deviation of ``predict``. Candidate names, weights and leave-one-out errors are in
+    ``candidates_``, ``weights_`` and ``loo_``.
     """
 
+    meta: MetaAccuracyPredictor
+
     def __init__(self, meta: MetaAccuracyPredictor):
-        self.meta = meta
+        super().__init__(meta)
+        self.features = meta.features
 
     def fit(self, X: Sequence[int] | np.ndarray, y: Sequence[float] | np.ndarray
             ) -> AdaptedAccuracyPredictor:
+        """Fit the heads to the shots' normal scores and calibrate to percent; returns self.
+
+        Raises:
+            MetaError: as :func:`check_shots`.
+        """
         idx, acc = check_shots(self.meta.features, X, y)
         t = normal_scores(acc)
         blocks = self.meta._blocks()
@@ -266,38 +245,29 @@ class AdaptedAccuracyPredictor:
             else:
                 p, e = ridge_loo(np.hstack([blocks[b] for b in parts]), t, idx, lam)
             preds.append(p), errs.append(e), names.append(name)
-        errs_a = np.maximum(np.asarray(errs), 1e-12)
-        w = np.exp(-(errs_a / errs_a.min() - 1.0) / self.meta.temperature)
-        self.weights_ = w / w.sum()
-        self.loo_ = errs_a
-        self.candidates_ = names
-        self.score_ = self.weights_ @ np.stack(preds)
-        self.calibration_ = calibrate(self.score_[idx], acc)
+        self._finish(self._combine(names, preds, errs), idx, acc)
         return self
 
-    def predict_score(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The ranking score (normal scale) of the architectures at indices ``X``."""
-        if not hasattr(self, "score_"):
-            raise MetaError("predict needs a fitted predictor: call fit first")
-        return self.score_[self.meta.features.check_indices(X)]
-
-    def predict(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Predicted accuracies of the architectures at indices ``X`` (the shots' unit)."""
-        score = self.predict_score(X)
-        a, b = self.calibration_
-        return a + b * score
+    def predict_std(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Standard deviation of :meth:`predict` at ``X``: the heads' mixture on the score scale
+        times the calibration's slope."""
+        self.predict_score(X)  # the fitted check
+        return self.calibration_[1] * np.sqrt(self.var_[self.features.check_indices(X)])
 
 
 def check_shots(features: AccuracyFeatures, X: Sequence[int] | np.ndarray,
                 y: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validated shots: distinct in-table indices and finite accuracies, at least
-    :data:`MIN_ACCURACY_SHOTS` of them. Raises :class:`MetaError` otherwise."""
+    """Validated shots: distinct in-table indices and finite accuracies in percent (0..100), at
+    least :data:`MIN_ACCURACY_SHOTS` of them. Raises :class:`MetaError` otherwise."""
     idx = features.check_indices(X)
     acc = np.asarray(y, dtype=np.float64).reshape(-1)
     if len(acc) != len(idx):
         raise MetaError(f"{len(idx)} indices but {len(acc)} accuracies")
     if not np.isfinite(acc).all():
         raise MetaError("shot accuracies must be finite (no NaN)")
+    if ((acc < 0) | (acc > 100)).any():
+        bad = float(acc[(acc < 0) | (acc > 100)][0])
+        raise MetaError(f"shot accuracy {bad:g} outside 0..100 (accuracies are in percent)")
     if len(set(idx.tolist())) != len(idx):
         raise MetaError("an architecture appears twice among the shots")
     if len(idx) < MIN_ACCURACY_SHOTS:
@@ -317,9 +287,3 @@ def calibrate(score: np.ndarray, acc: np.ndarray) -> tuple[float, float]:
     if b <= 0:
         b = float(np.std(acc) / np.std(score)) if np.std(score) > 0 else 1.0
     return float(acc.mean() - b * np.mean(score)), b
-
-
-def _mask(k: int, hidden: Sequence[int]) -> torch.Tensor:
-    mask = torch.ones(k)
-    mask[list(hidden)] = 0.0
-    return mask

@@ -22,35 +22,15 @@ from scipy.stats import spearmanr
 
 from hwnas.search import Architecture, MetricSource, Space, TableError
 
-from .accuracy import calibrate, check_shots
+from .accuracy import ScorePredictor, check_shots
 from .accuracy_features import AccuracyFeatures, normal_scores
 from .errors import MetaError
-from .latency_features import ridge_loo
+from .predictor_base import ridge_loo
 
 __all__ = ["NearestSourcePredictor", "PredictedAccuracy", "ScratchAccuracyPredictor"]
 
 
-class _ScorePredictor:
-    features: AccuracyFeatures
-
-    def _finish(self, score: np.ndarray, idx: np.ndarray, acc: np.ndarray) -> None:
-        self.score_ = score
-        self.calibration_ = calibrate(score[idx], acc)
-
-    def predict_score(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The ranking score of the architectures at indices ``X``."""
-        if not hasattr(self, "score_"):
-            raise MetaError("predict needs a fitted predictor: call fit first")
-        return self.score_[self.features.check_indices(X)]
-
-    def predict(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Predicted accuracies at indices ``X`` (linear calibration on the shots)."""
-        score = self.predict_score(X)
-        a, b = self.calibration_
-        return a + b * score
-
-
-class NearestSourcePredictor(_ScorePredictor):
+class NearestSourcePredictor(ScorePredictor):
     """The source task that ranks the shots most like the new task does (Spearman).
 
     Attributes:
@@ -71,7 +51,7 @@ class NearestSourcePredictor(_ScorePredictor):
         return self
 
 
-class ScratchAccuracyPredictor(_ScorePredictor):
+class ScratchAccuracyPredictor(ScorePredictor):
     """Ridge regression on one-hot + structure features, fitted to the shots alone.
 
     The penalty is the one of ``lams`` with the smallest leave-one-out error on the shots.

@@ -29,6 +29,7 @@ from scipy.stats import norm, rankdata
 from hwnas.search import as_rng
 
 from .errors import MetaError
+from .predictor_base import check_blocks, check_indices, standardise
 
 __all__ = ["AccuracyFeatures", "dataset_of", "normal_scores", "plan_shots", "source_tasks"]
 
@@ -101,17 +102,10 @@ class AccuracyFeatures:
                             f"task, got shape {acc.shape}")
         if not np.isfinite(acc).all():
             raise MetaError("source accuracies must be finite")
-        n = len(acc)
-        if len(self.onehot) != n or len(self.structure) != n:
-            raise MetaError(f"{n} source rows but {len(self.onehot)} one-hot and "
-                            f"{len(self.structure)} structure rows")
-        if self.sources and len(self.sources) != acc.shape[1]:
-            raise MetaError(f"{len(self.sources)} source names for {acc.shape[1]} columns")
+        check_blocks(len(acc), acc.shape[1], self.onehot, self.structure, self.sources)
         self.sources = list(self.sources) or [f"source{j}" for j in range(acc.shape[1])]
         self.S = normal_scores(acc)
-        st = np.asarray(self.structure, dtype=np.float64)
-        sd = st.std(axis=0)
-        self.C = (st - st.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        self.C = standardise(self.structure)
         self.A = np.asarray(self.onehot, dtype=np.float32)
 
     def __len__(self) -> int:
@@ -127,12 +121,7 @@ class AccuracyFeatures:
 
     def check_indices(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """``indices`` as an int array, or :class:`MetaError` if any is outside the table."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        bad = idx[(idx < 0) | (idx >= len(self))]
-        if bad.size:
-            raise MetaError(f"architecture index {int(bad[0])} outside the table "
-                            f"(valid: 0..{len(self) - 1})")
-        return idx
+        return check_indices(len(self), indices)
 
 
 def plan_shots(features: AccuracyFeatures, n: int, seed: int | None = 0,

@@ -29,6 +29,8 @@ import torch
 
 from hwnas.search import Architecture, Space
 
+from .predictor_base import check_seed
+
 __all__ = ["synflow", "synflow_score"]
 
 
@@ -37,18 +39,23 @@ def synflow_score(model: torch.nn.Module, input_shape: Sequence[int], seed: int 
 
     Args:
         model: the network; its parameters are re-drawn from ``seed`` by re-running each
-            module's ``reset_parameters`` so the score does not depend on the global RNG.
+            module's ``reset_parameters`` so the score does not depend on the global RNG (whose
+            state is restored afterwards: the caller's stream is not disturbed).
         input_shape: ``(channels, height, width)`` of one input.
-        seed: seeds the initial weights.
+        seed: seeds the initial weights (an integer >= 0).
 
     Returns:
         ``sum over parameters of theta * dR/dtheta`` (float64), ``R = sum(model(ones))``.
     """
-    torch.manual_seed(seed)
-    for m in model.modules():
-        reset = getattr(m, "reset_parameters", None)
-        if callable(reset):
-            reset()
+    seed = check_seed(seed) or 0
+    # each module's reset_parameters draws from the global RNG and takes no generator: seed and
+    # draw inside a forked copy of that RNG (restored on exit), so the caller's stream is as it was
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in model.modules():
+            reset = getattr(m, "reset_parameters", None)
+            if callable(reset):
+                reset()
     model = model.double().eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -74,10 +81,15 @@ def synflow(space: Space, archs: Sequence[Architecture], seed: int = 0,
         ``(len(archs),)`` float64 ``log10(synflow)``; ``-inf`` where the score is zero (a network
         whose output does not depend on its input).
     """
+    seed = check_seed(seed) or 0
     out = np.empty(len(archs), dtype=np.float64)
     for i, a in enumerate(archs):
         kwargs = {"none": "drop"} if space.name == "nb201" else {}
-        score = synflow_score(space.build(a, **kwargs), space.input_shape(a), seed)
+        # building draws initial weights from the global RNG; synflow_score re-draws them from
+        # the seed anyway, so build on a forked copy and leave the caller's stream alone
+        with torch.random.fork_rng(devices=[]):
+            model = space.build(a, **kwargs)
+        score = synflow_score(model, space.input_shape(a), seed)
         with np.errstate(divide="ignore"):
             out[i] = np.log10(score) if score > 0 else -np.inf
         if progress is not None:

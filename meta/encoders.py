@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -167,17 +168,44 @@ class ArchEncoder(nn.Module):
         n_in: width of the input features (``onehot_features(...).shape[1]``).
         dim: embedding width.
         hidden: hidden width.
+        generator: draws the initial weights (PyTorch's default ``nn.Linear`` initialisation,
+            drawn in the same order); the global RNG is then neither used nor advanced. ``None``:
+            the layers' own initialisation from the global RNG.
 
     Example:
-        >>> enc = ArchEncoder(31, dim=4)
+        >>> enc = ArchEncoder(31, dim=4, generator=torch.Generator().manual_seed(0))
         >>> enc(torch.zeros(2, 31)).shape
         torch.Size([2, 4])
     """
 
-    def __init__(self, n_in: int, dim: int = 8, hidden: int = 64):
+    def __init__(self, n_in: int, dim: int = 8, hidden: int = 64,
+                 generator: torch.Generator | None = None):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
-                                 nn.ReLU(), nn.Linear(hidden, dim))
+        if generator is None:
+            self.net = _mlp(n_in, dim, hidden)
+            return
+        # the layers' own initialisers draw from the global RNG: run them on a forked copy, then
+        # overwrite every weight from ``generator`` so that it alone decides them
+        with torch.random.fork_rng(devices=[]):
+            self.net = _mlp(n_in, dim, hidden)
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                _reset_linear(layer, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def _mlp(n_in: int, dim: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                         nn.ReLU(), nn.Linear(hidden, dim))
+
+
+def _reset_linear(layer: nn.Linear, generator: torch.Generator) -> None:
+    """``nn.Linear.reset_parameters`` with an explicit generator: the same draws, in the same
+    order, so a generator seeded with ``s`` gives the weights ``torch.manual_seed(s)`` gave."""
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    if layer.bias is not None:
+        fan_in = layer.weight.shape[1]
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)

@@ -28,30 +28,34 @@ Example:
     >>> meta = MetaLatencyPredictor(features, seed=0).meta_fit(tasks)  # doctest: +SKIP
     >>> pred = meta.adapt(shot_indices, shot_latency_ms)  # doctest: +SKIP
     >>> pred.predict(range(len(features)))  # doctest: +SKIP
+
+The shared machinery (meta-training loop, episode loss, head weighting, checked persistence) is in
+:mod:`hwnas.meta.predictor_base`; ``meta_fit(tasks, cache=path)`` reuses a cached meta-training
+(a plain ``.npz``, never unpickled) and rebuilds a corrupt or foreign one.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 
-from .encoders import ArchEncoder
 from .errors import MetaError
-from .latency_features import LatencyFeatures, additive_loo, ridge_loo
-from .maml import MAML, MetaSGD
+from .latency_features import LatencyFeatures, additive_loo
+from .predictor_base import (
+    ALGOS,
+    AdaptedPredictor,
+    MetaPredictor,
+    check_indices,
+    column_mask,
+    ridge_loo,
+)
 
 __all__ = ["ALGOS", "MIN_SHOTS", "LatencyTask", "MetaLatencyPredictor", "AdaptedLatencyPredictor"]
 
-ALGOS = ("ridge", "maml", "metasgd")
 #: fewest shots adaptation accepts (an intercept and a few weights, with leave-one-out weighting)
 MIN_SHOTS = 5
 #: fixed candidates: (name, feature blocks, ridge penalty)
@@ -81,7 +85,7 @@ class LatencyTask:
     source_column: int | None = None
 
 
-class MetaLatencyPredictor:
+class MetaLatencyPredictor(MetaPredictor):
     """Meta-learns an architecture encoder over source devices; adapts to a new one from shots.
 
     Args:
@@ -90,7 +94,7 @@ class MetaLatencyPredictor:
             (closed form), ``maml`` or ``metasgd`` (gradient steps, :mod:`hwnas.meta.maml`).
         embed_dim: width of the learned embedding.
         hidden: hidden width of the encoder.
-        meta_steps: outer optimisation steps (each over every task).
+        meta_steps: outer optimisation steps (each over every task; >= 0).
         meta_lr: outer Adam learning rate.
         inner_steps: gradient steps of ``maml``/``metasgd``.
         inner_lr: their (initial) step size.
@@ -98,112 +102,80 @@ class MetaLatencyPredictor:
         n_query: query architectures per episode.
         reference: indices always in the support set (HELP's reference set).
         temperature: softness of the leave-one-out weighting of candidates (smaller: sharper).
-        seed: seeds every random draw and the encoder's initialisation.
+        seed: seeds every random draw and the encoder's initialisation (an integer >= 0; the
+            global torch RNG is not touched).
 
     Attributes:
         encoder_: the meta-trained encoder; ``embedding_``: its standardised output per row.
         head_: ``MAML``/``MetaSGD`` wrapper of the head (``None`` for ``ridge``);
-        history_: mean query loss per outer step.
+        history_: mean query loss per outer step; ``from_cache_``: whether ``meta_fit`` loaded
+        its state from the cache.
+
+    Raises:
+        MetaError: an unknown ``algo``, an argument out of range, reference indices outside
+            the table.
     """
+
+    kind: ClassVar[str] = "latency"
+    _center_targets: ClassVar[bool] = True
+    _task_word: ClassVar[str] = "device"
 
     def __init__(self, features: LatencyFeatures, *, algo: str = "ridge", embed_dim: int = 8,
                  hidden: int = 64, meta_steps: int = 150, meta_lr: float = 3e-3,
                  inner_steps: int = 10, inner_lr: float = 0.05, n_support: int = 20,
                  n_query: int = 1000, reference: Sequence[int] = (), temperature: float = 1.0,
                  seed: int | None = 0):
-        if algo not in ALGOS:
-            raise MetaError(f"unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
-        self.features = features
-        self.algo = algo
-        self.embed_dim = embed_dim
-        self.hidden = hidden
-        self.meta_steps = meta_steps
-        self.meta_lr = meta_lr
-        self.inner_steps = inner_steps
-        self.inner_lr = inner_lr
-        self.n_support = n_support
-        self.n_query = n_query
-        self.reference = tuple(int(i) for i in reference)
-        self.temperature = temperature
-        self.seed = seed
+        super().__init__(features, algo=algo, embed_dim=embed_dim, hidden=hidden,
+                         meta_steps=meta_steps, meta_lr=meta_lr, inner_steps=inner_steps,
+                         inner_lr=inner_lr, n_support=n_support, n_query=n_query,
+                         temperature=temperature, seed=seed)
+        self.reference = tuple(int(i) for i in check_indices(len(features), list(reference),
+                                                             what="reference index"))
+
+    def _extra_config(self) -> dict[str, Any]:
+        return {"reference": list(self.reference)}
 
     # ------------------------------------------------------------------ meta-training
-    def _build(self) -> None:
-        torch.manual_seed(0 if self.seed is None else int(self.seed))
-        self.encoder_ = ArchEncoder(self.features.A.shape[1], self.embed_dim, self.hidden)
-        self.head_: MAML | None = None
-        if self.algo != "ridge":
-            head = nn.Linear(self.features.S.shape[1] + self.embed_dim, 1)
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
-            cls = MAML if self.algo == "maml" else MetaSGD
-            self.head_ = cls(head, inner_lr=self.inner_lr)
+    def _check_task(self, task: LatencyTask, n: int) -> tuple[np.ndarray, tuple[int, ...]]:
+        lat = np.asarray(task.latency_ms, dtype=np.float64)
+        if lat.shape != (n,) or not np.isfinite(lat).all() or (lat <= 0).any():
+            raise MetaError(f"task {task.device}: needs {n} finite positive latencies")
+        k = self.features.S.shape[1]
+        col = task.source_column
+        if col is not None and not (isinstance(col, int | np.integer) and 0 <= col < k):
+            raise MetaError(f"task {task.device}: source_column {col!r} is not a source column "
+                            f"(valid: 0..{k - 1} or None)")
+        return lat, () if col is None else (int(col),)
 
-    def meta_fit(self, tasks: Sequence[LatencyTask],
-                 progress: Callable[[int, int], None] | None = None) -> MetaLatencyPredictor:
-        """Meta-train the encoder (and the head's initialisation) on ``tasks``; returns self.
-
-        Raises:
-            MetaError: no tasks, or a task whose latencies do not match the features.
-        """
-        if not tasks:
-            raise MetaError("meta_fit needs at least one task (source device)")
+    def _episodes(self, tasks: Sequence[LatencyTask], rng: np.random.Generator
+                  ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Per task: hide its own source column, draw a support set (reference set first) and
+        a query set; the loss on standardised log-latency (the support's mean and spread)."""
         n = len(self.features)
-        for t in tasks:
-            lat = np.asarray(t.latency_ms, dtype=np.float64)
-            if lat.shape != (n,) or not np.isfinite(lat).all() or (lat <= 0).any():
-                raise MetaError(f"task {t.device}: needs {n} finite positive latencies")
-        self._build()
-        rng = np.random.default_rng(self.seed)
         S = torch.as_tensor(self.features.S, dtype=torch.float32)
-        A = torch.as_tensor(self.features.A)
         Y = [torch.as_tensor(np.log(np.asarray(t.latency_ms, np.float64)), dtype=torch.float32)
              for t in tasks]
-        params = list(self.encoder_.parameters())
-        if self.head_ is not None:
-            params += list(self.head_.parameters())
-        opt = torch.optim.Adam(params, lr=self.meta_lr)
-        self.history_: list[float] = []
-        for step in range(self.meta_steps):
-            opt.zero_grad()
+        hidden = [S if t.source_column is None else S * column_mask(S.shape[1], [t.source_column])
+                  for t in tasks]
+
+        def step(emb: torch.Tensor) -> torch.Tensor:
             total = torch.zeros(())
-            emb = self.encoder_(A)
-            for task, y in zip(tasks, Y, strict=True):
-                sup = self._support(rng, n)
+            for s, y in zip(hidden, Y, strict=True):
+                sup = torch.as_tensor(self._support(rng, n))
                 qry = torch.as_tensor(rng.choice(n, size=min(self.n_query, n), replace=False))
-                s = S if task.source_column is None else _hide(S, task.source_column)
-                phi = torch.cat([s, emb], dim=1)
-                total = total + self._episode(phi, y, torch.as_tensor(sup), qry)
-            loss = total / len(tasks)
-            loss.backward()
-            opt.step()
-            self.history_.append(float(loss.detach()))
-            if progress is not None:
-                progress(step + 1, self.meta_steps)
-        with torch.no_grad():
-            emb = self.encoder_(A).numpy().astype(np.float64)
-        sd = emb.std(axis=0)
-        self.embedding_ = (emb - emb.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-        return self
+                mu, sd = y[sup].mean(), y[sup].std().clamp_min(1e-6)
+                t = (y - mu) / sd
+                total = total + self._episode_loss(torch.cat([s, emb], dim=1), t[sup], sup,
+                                                   qry, t[qry])
+            return total
+
+        return step
 
     def _support(self, rng: np.random.Generator, n: int) -> np.ndarray:
         ref = np.asarray(self.reference, dtype=np.int64)
         rest = np.setdiff1d(np.arange(n), ref)
         k = max(self.n_support - len(ref), MIN_SHOTS)
         return np.concatenate([ref, rng.choice(rest, size=k, replace=False)])
-
-    def _episode(self, phi: torch.Tensor, y: torch.Tensor, sup: torch.Tensor,
-                 qry: torch.Tensor) -> torch.Tensor:
-        mu, sd = y[sup].mean(), y[sup].std().clamp_min(1e-6)
-        t = (y - mu) / sd
-        center = phi[sup].mean(dim=0)
-        xs, xq = phi[sup] - center, phi[qry] - center
-        if self.head_ is None:
-            pred = _ridge_torch(xs, t[sup], xq, lam=1.0)
-        else:
-            learner = self.head_.adapt(xs, t[sup].unsqueeze(1), steps=self.inner_steps)
-            pred = learner(xq).squeeze(1)
-        return ((pred - t[qry]) ** 2).mean()
 
     # ------------------------------------------------------------------ adaptation
     def adapt(self, X: Sequence[int] | np.ndarray, y: Sequence[float] | np.ndarray
@@ -218,88 +190,35 @@ class MetaLatencyPredictor:
             MetaError: not meta-fitted, fewer than :data:`MIN_SHOTS` distinct shots, indices
                 outside the table, latencies that are not finite and positive.
         """
-        if not hasattr(self, "embedding_"):
-            raise MetaError("adapt needs a meta-fitted predictor: call meta_fit first")
+        self._require_embedding()
         return AdaptedLatencyPredictor(self).fit(X, y)
 
     def _learned_candidate(self, support: np.ndarray, t: np.ndarray
                            ) -> tuple[np.ndarray, float]:
-        phi = np.hstack([self.features.S, self.embedding_])
         if self.head_ is None:
-            return ridge_loo(phi, t, support, 1.0)
-        pred = self._maml_predict(phi, support, t, np.arange(len(phi)))
-        folds = np.arange(len(support)) % 5
-        err = []
-        for k in range(5):
-            tr, te = folds != k, folds == k
-            p = self._maml_predict(phi, support[tr], t[tr], support[te])
-            err.append((p - t[te]) ** 2)
-        return pred, float(np.mean(np.concatenate(err)))
-
-    def _maml_predict(self, phi: np.ndarray, support: np.ndarray, t: np.ndarray,
-                      rows: np.ndarray) -> np.ndarray:
-        assert self.head_ is not None
-        center = phi[support].mean(axis=0)
-        xs = torch.as_tensor(phi[support] - center, dtype=torch.float32)
-        ys = torch.as_tensor(t - t.mean(), dtype=torch.float32).unsqueeze(1)
-        learner = self.head_.adapt(xs, ys, steps=self.inner_steps, first_order=True)
-        with torch.no_grad():
-            out = learner(torch.as_tensor(phi[rows] - center, dtype=torch.float32))
-        return out.squeeze(1).numpy().astype(np.float64) + t.mean()
-
-    # ------------------------------------------------------------------ persistence
-    def state(self) -> dict[str, Any]:
-        """The meta-learned state (tensors and the embedding), for :meth:`load_state`."""
-        return {"encoder": self.encoder_.state_dict(), "embedding": self.embedding_,
-                "head": None if self.head_ is None else self.head_.state_dict(),
-                "history": self.history_}
-
-    def load_state(self, state: dict[str, Any]) -> MetaLatencyPredictor:
-        """Restore what :meth:`state` returned; returns self."""
-        self._build()
-        self.encoder_.load_state_dict(state["encoder"])
-        if self.head_ is not None:
-            self.head_.load_state_dict(state["head"])
-        self.embedding_ = np.asarray(state["embedding"], dtype=np.float64)
-        self.history_ = list(state.get("history", []))
-        return self
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`state` to ``path`` atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        torch.save(self.state(), buf)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buf.getvalue())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
-
-    def load(self, path: str | os.PathLike[str]) -> MetaLatencyPredictor:
-        """Read a file written by :meth:`save`; returns self."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=False)
-        return self.load_state(state)
+            return ridge_loo(self._learned_phi(), t, support, 1.0)
+        return self._maml_candidate(support, t)
 
 
-class AdaptedLatencyPredictor:
+class AdaptedLatencyPredictor(AdaptedPredictor):
     """The predictor of one device: a leave-one-out-weighted ensemble of linear heads.
 
     ``fit(X, y)`` (X: architecture indices, y: latencies in ms) returns self; ``predict(X)`` gives
-    latencies in ms. Candidate names, weights and leave-one-out errors are in ``candidates_``,
-    ``weights_`` and ``loo_``.
+    latencies in ms, ``predict_std(X)`` their standard deviation in ms. The heads fit
+    log-latency (``log_latency_``); candidate names, weights and leave-one-out errors are in
+    ``candidates_``, ``weights_`` and ``loo_``.
     """
 
-    def __init__(self, meta: MetaLatencyPredictor):
-        self.meta = meta
+    meta: MetaLatencyPredictor
 
     def fit(self, X: Sequence[int] | np.ndarray, y: Sequence[float] | np.ndarray
             ) -> AdaptedLatencyPredictor:
+        """Fit the heads to the shots; returns self.
+
+        Raises:
+            MetaError: fewer than :data:`MIN_SHOTS` distinct shots, indices outside the table,
+                latencies that are not finite and positive.
+        """
         feats = self.meta.features
         idx = feats.check_indices(X)
         lat = np.asarray(y, dtype=np.float64).reshape(-1)
@@ -321,30 +240,17 @@ class AdaptedLatencyPredictor:
         preds.append(p), errs.append(e), names.append("additive")
         p, e = self.meta._learned_candidate(idx, t)
         preds.append(p), errs.append(e), names.append(f"src+learned[{self.meta.algo}]")
-        errs_a = np.maximum(np.asarray(errs), 1e-12)
-        w = np.exp(-(errs_a / errs_a.min() - 1.0) / self.meta.temperature)
-        self.weights_ = w / w.sum()
-        self.loo_ = errs_a
-        self.candidates_ = names
-        self.log_latency_ = self.weights_ @ np.stack(preds)
+        self.log_latency_ = self._combine(names, preds, errs)
         return self
 
     def predict(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
         """Predicted latencies (ms) of the architectures at indices ``X``."""
-        if not hasattr(self, "log_latency_"):
-            raise MetaError("predict needs a fitted predictor: call fit first")
-        return np.exp(self.log_latency_[self.meta.features.check_indices(X)])
+        return np.exp(self.log_latency_[self._rows(X)])
 
-
-def _hide(S: torch.Tensor, column: int) -> torch.Tensor:
-    mask = torch.ones(S.shape[1])
-    mask[column] = 0.0
-    return S * mask
-
-
-def _ridge_torch(xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, lam: float
-                 ) -> torch.Tensor:
-    """Closed-form ridge (centred inputs, intercept = support mean of ``ys``), differentiable."""
-    gram = xs.T @ xs + lam * torch.eye(xs.shape[1])
-    w = torch.linalg.solve(gram, xs.T @ (ys - ys.mean()))
-    return xq @ w + ys.mean()
+    def predict_std(self, X: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Standard deviation (ms) of the latencies at ``X``: the heads' mixture on log-latency
+        (variance ``s^2``) read as a log-normal around :meth:`predict`'s median,
+        ``median * sqrt(exp(s^2) * (exp(s^2) - 1))``."""
+        rows = self._rows(X)
+        v = self.var_[rows]
+        return np.exp(self.log_latency_[rows]) * np.sqrt(np.exp(v) * np.expm1(v))

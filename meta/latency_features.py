@@ -28,15 +28,9 @@ from scipy.optimize import nnls
 from hwnas.search import as_rng
 
 from .errors import MetaError
+from .predictor_base import check_blocks, check_indices, ridge_loo, standardise
 
 __all__ = ["LatencyFeatures", "additive_loo", "plan_shots", "ridge_loo", "standardise"]
-
-
-def standardise(x: np.ndarray) -> np.ndarray:
-    """Columns to zero mean, unit variance (constant columns become zeros)."""
-    x = np.asarray(x, dtype=np.float64)
-    sd = x.std(axis=0)
-    return (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
 
 
 @dataclass
@@ -68,12 +62,7 @@ class LatencyFeatures:
                             f"device, got shape {lat.shape}")
         if not np.isfinite(lat).all() or (lat <= 0).any():
             raise MetaError("source latencies must be finite and positive")
-        n = len(lat)
-        if len(self.onehot) != n or len(self.structure) != n:
-            raise MetaError(f"{n} source rows but {len(self.onehot)} one-hot and "
-                            f"{len(self.structure)} structure rows")
-        if self.sources and len(self.sources) != lat.shape[1]:
-            raise MetaError(f"{len(self.sources)} source names for {lat.shape[1]} columns")
+        check_blocks(len(lat), lat.shape[1], self.onehot, self.structure, self.sources)
         self.S = standardise(np.log(lat))
         self.C = standardise(self.structure)
         self.A = np.asarray(self.onehot, dtype=np.float32)
@@ -83,41 +72,7 @@ class LatencyFeatures:
 
     def check_indices(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """``indices`` as an int array, or :class:`MetaError` if any is outside the table."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        bad = idx[(idx < 0) | (idx >= len(self))]
-        if bad.size:
-            raise MetaError(f"architecture index {int(bad[0])} outside the table "
-                            f"(valid: 0..{len(self) - 1})")
-        return idx
-
-
-def ridge_loo(F: np.ndarray, y: np.ndarray, support: np.ndarray, lam: float
-              ) -> tuple[np.ndarray, float]:
-    """Ridge regression of ``y`` on ``F`` fitted on ``support``; predictions and LOO error.
-
-    The intercept is not penalised. The leave-one-out residuals come from the hat matrix
-    (``r_i / (1 - H_ii)``), so no refit is needed.
-
-    Args:
-        F: ``(n, p)`` features of every architecture.
-        y: ``(m,)`` targets of the support rows.
-        support: ``(m,)`` row indices into ``F``.
-        lam: ridge penalty (> 0).
-
-    Returns:
-        ``(predictions for every row of F, mean squared leave-one-out error)``.
-    """
-    Fs = F[support]
-    mean = Fs.mean(axis=0)
-    X = np.hstack([Fs - mean, np.ones((len(support), 1))])
-    reg = lam * np.eye(X.shape[1])
-    reg[-1, -1] = 1e-8
-    gram = X.T @ X + reg
-    w = np.linalg.solve(gram, X.T @ y)
-    hat = np.einsum("ij,ji->i", X, np.linalg.solve(gram, X.T))
-    resid = (y - X @ w) / np.clip(1.0 - hat, 1e-6, None)
-    pred = (F - mean) @ w[:-1] + w[-1]
-    return pred, float(np.mean(resid**2))
+        return check_indices(len(self), indices)
 
 
 def additive_loo(counts: np.ndarray, latency_ms: np.ndarray, support: np.ndarray

@@ -139,16 +139,24 @@ class Space(ABC):
         Raises:
             ArchitectureError: wrong length or a choice out of range (says which gene).
         """
-        g = [int(x) for x in genes]
-        if len(g) != len(self.genes):
-            raise ArchitectureError(f"{self.name}: expected {len(self.genes)} genes, got {len(g)}")
-        for i, (x, n) in enumerate(zip(g, self.n_choices.tolist(), strict=True)):
+        g = tuple(int(x) for x in genes)
+        sizes = self._sizes
+        if len(g) != len(sizes):
+            raise ArchitectureError(f"{self.name}: expected {len(sizes)} genes, got {len(g)}")
+        for i, (x, n) in enumerate(zip(g, sizes, strict=True)):
             if not 0 <= x < n:
                 raise ArchitectureError(
                     f"{self.name}: gene {i} ({self.genes[i].name}) is {x}, valid 0..{n - 1}"
                 )
+        if type(self).active is Space.active:  # every gene active: nothing to canonicalise
+            return Architecture(self.name, g)
         mask = self.active(g)
         return Architecture(self.name, tuple(x if m else 0 for x, m in zip(g, mask, strict=True)))
+
+    @cached_property
+    def _sizes(self) -> tuple[int, ...]:
+        # choices per gene as plain ints: from_genes runs for every row of a table
+        return tuple(len(gene.choices) for gene in self.genes)
 
     def values(self, arch: Architecture) -> tuple[Any, ...]:
         """The chosen value of every gene (inactive genes included, at their canonical value)."""

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor
 
-from .surrogate import BayesianRidgeEnsemble
+from .ridge import BayesianRidgeEnsemble
 
 __all__ = ["RidgeForestBlend"]
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import TableError
-from .files import SPACE_DIRS, read_frame
+from .files import GENE_PREFIX, SPACE_DIRS, read_frame
 
 __all__ = ["SOURCES", "build_bundle", "verify_bundle", "MANIFEST"]
 
@@ -105,6 +105,14 @@ def _architectures(space: str, src: Path) -> pd.DataFrame:
         layers = [c for c in frame.columns if c.startswith("layer")]
         frame[layers] = frame[layers].astype("category")
     frame["index"] = frame["index"].astype(np.int32)
+    # the parsed architecture as one small-integer column per gene: loading the bundled copy
+    # builds architectures from these instead of parsing every row's text again
+    from .load import parse_architectures
+
+    genes = np.array([a.genes for a in parse_architectures(space, frame, Path(space))],
+                     dtype=np.int8)
+    for k in range(genes.shape[1]):
+        frame[f"{GENE_PREFIX}{k:02d}"] = genes[:, k]
     return frame
 
 

@@ -19,9 +19,12 @@ from ..errors import DataNotFoundError, TableError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ENV_VAR", "SPACE_DIRS", "bundled_dir", "override_dir", "read_frame", "table_root"]
+__all__ = ["ENV_VAR", "GENE_PREFIX", "SPACE_DIRS", "bundled_dir", "override_dir", "read_frame",
+           "table_root"]
 
 ENV_VAR = "HWNAS_DATA"
+#: columns of a bundled architecture table holding the parsed genes (not accuracies)
+GENE_PREFIX = "gene_"
 SPACE_DIRS = ("nb201", "fbnet", "ofa")
 
 

@@ -22,9 +22,10 @@ import pandas as pd
 
 from ..errors import NotInTableError, TableError, UnknownNameError
 from ..spaces import Architecture, Space, get_space
-from .files import read_frame, table_root
+from .files import GENE_PREFIX, read_frame, table_root
 
-__all__ = ["BenchmarkTables", "TableWarning", "load_tables", "reference_indices",
+__all__ = ["BenchmarkTables", "TableWarning", "load_tables", "parse_architectures",
+           "reference_indices",
            "EXPECTED_ROWS", "SOURCES"]
 
 #: rows of each space's public table (../shared/data/README.md)
@@ -201,21 +202,11 @@ def _load(space_name: str, root: str, origin: str) -> BenchmarkTables:
     space = get_space(space_name)
     issues: list[str] = []
     arch_table, path = read_frame(folder, "architectures")
+    archs = parse_architectures(space_name, arch_table, path)
+    arch_table = arch_table.drop(columns=[c for c in arch_table.columns
+                                          if str(c).startswith(GENE_PREFIX)])
     if space_name == "ofa":
-        _require(arch_table, ["index", "ks", "e", "d", "r"], path)
-        rows = [{"ks": list(map(int, k)), "e": list(map(int, e)), "d": list(map(int, d)),
-                 "r": int(r)} for k, e, d, r in zip(arch_table["ks"], arch_table["e"],
-                                                    arch_table["d"], arch_table["r"], strict=True)]
-        archs = _parse_rows(path, rows, space.from_ofa_dict)
         arch_table = arch_table[["index"]]
-    elif space_name == "nb201":
-        _require(arch_table, ["index", "arch"], path)
-        archs = _parse_rows(path, arch_table["arch"].tolist(), space.parse)
-    else:
-        layers = [f"layer{i:02d}" for i in range(len(space.genes))]
-        _require(arch_table, ["index", *layers], path)
-        archs = _parse_rows(path, arch_table[layers].astype(str).values.tolist(),
-                            space.from_blocks)
     _check_index(arch_table["index"], path)
     expected = EXPECTED_ROWS[space_name]
     if len(archs) != expected:
@@ -251,6 +242,42 @@ def _load(space_name: str, root: str, origin: str) -> BenchmarkTables:
             issues.append(f"device {col}: {bad} non-positive latencies (kept as measured)")
     return BenchmarkTables(space, archs, accuracy.reset_index(drop=True),
                            latency.reset_index(drop=True), Path(root), issues, origin)
+
+
+def parse_architectures(space_name: str, table: pd.DataFrame, path: Path) -> list[Architecture]:
+    """The architecture of every row of an architecture table: from its gene columns where the
+    table has them (the bundled copy: checked in bulk), else from the public form (NB201 cell
+    strings, FBNet block columns, OFA kernel/expansion/depth/resolution lists).
+
+    Raises:
+        TableError: a missing column or a row that is no architecture of the space (says which).
+    """
+    space = get_space(space_name)
+    gene_cols = [c for c in table.columns if str(c).startswith(GENE_PREFIX)]
+    if gene_cols:
+        if len(gene_cols) != len(space.genes):
+            raise TableError(f"{path}: {len(gene_cols)} gene columns, the {space_name} space has "
+                             f"{len(space.genes)}")
+        genes = table[gene_cols].to_numpy(np.int64)
+        bad = (genes < 0) | (genes >= np.asarray(space.n_choices)[None, :])
+        if bad.any():
+            row = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise TableError(f"{path}: row {row}: a gene out of range")
+        if type(space).active is Space.active:
+            return [Architecture(space_name, tuple(g)) for g in genes.tolist()]
+        return _parse_rows(path, genes.tolist(), space.from_genes)
+    if space_name == "ofa":
+        _require(table, ["index", "ks", "e", "d", "r"], path)
+        rows = [{"ks": list(map(int, k)), "e": list(map(int, e)), "d": list(map(int, d)),
+                 "r": int(r)} for k, e, d, r in zip(table["ks"], table["e"], table["d"],
+                                                    table["r"], strict=True)]
+        return _parse_rows(path, rows, space.from_ofa_dict)
+    if space_name == "nb201":
+        _require(table, ["index", "arch"], path)
+        return _parse_rows(path, table["arch"].tolist(), space.parse)
+    layers = [f"layer{i:02d}" for i in range(len(space.genes))]
+    _require(table, ["index", *layers], path)
+    return _parse_rows(path, table[layers].astype(str).values.tolist(), space.from_blocks)
 
 
 def _require(table: pd.DataFrame, columns: list[str], path: Path) -> None:

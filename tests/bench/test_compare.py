@@ -132,7 +132,7 @@ def test_ray_executor_on_a_local_cluster(synthetic_data, config, tmp_path):
     (lambda t: t.replace('["accuracy", "latency"]', '["accuracy", "energy"]'),
      "unknown objectives ['energy']"),
     (lambda t: t.replace('devices = ["dev_a"]\n', ""), "the latency objective needs 'device'"),
-    (lambda t: t.replace("seeds = [0, 1]", "seeds = []"), "seeds must be a non-empty list"),
+    (lambda t: t.replace("seeds = [0, 1]", "seeds = []"), "'seeds' must be a non-empty list"),
     (lambda t: t.replace("sample_size = 3", "sample = 3"),
      "unknown option(s) sample for 'evolution'; valid: population, sample_size"),
     (lambda t: t.replace('executor = "serial"', 'executor = "slurm"'),

@@ -1,16 +1,10 @@
-"""The recall readings of bench/scripts/pymoo_reference.py on small made data."""
+"""The recall readings of hwnas.bench.studies.pymoo_reference on small made data."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "scripts" / "pymoo_reference.py"
-_spec = importlib.util.spec_from_file_location("pymoo_reference", _PATH)
-ref = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ref)
+from hwnas.bench.studies import pymoo_reference as ref
 
 
 def test_equal_feature_rows_share_a_group_and_the_lowest_index_represents_it():

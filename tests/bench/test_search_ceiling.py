@@ -1,16 +1,10 @@
-"""The search-ceiling diagnostic's policies (bench/scripts/search_ceiling.py) on small made data."""
+"""The search-ceiling policies (hwnas.bench.studies.search_ceiling) on small made data."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "scripts" / "search_ceiling.py"
-_spec = importlib.util.spec_from_file_location("search_ceiling", _PATH)
-ceiling = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ceiling)
+from hwnas.bench.studies import search_ceiling as ceiling
 
 
 def _problem(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
