@@ -28,7 +28,6 @@ import pandas as pd
 from hwnas.search import Constraint, HwnasError, get_space
 
 from .core import (
-    DIRECTIONS,
     Problem,
     ReferenceFront,
     named_objectives,
@@ -40,12 +39,7 @@ from .core import (
 from .core.reference import reference_from_frame
 
 __all__ = ["ReferenceFront", "reference_front", "score_run", "score_compare", "read_run",
-           "load_references",
-           "SIGNS"]
-
-#: +1 minimised, -1 maximised, by objective name: a view of the directions the named objectives
-#: are given (:data:`hwnas.bench.core.DIRECTIONS`), kept for readers of older records
-SIGNS = {n: (1.0 if d == "min" else -1.0) for n, d in DIRECTIONS.items()}
+           "load_references"]
 
 
 def _violation(values: pd.DataFrame, constraints: Sequence[str], names: list[str]) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..scoring import SIGNS
+from ..core import signs_of
 from .collect import Problem
 from .errors import ReportError
 from .stats import INDICATORS, problem_scores
@@ -71,7 +71,7 @@ def fronts_figure(problem: Problem, scores: pd.DataFrame, colours: dict[str, Any
     if "accuracy" in names and len(names) >= 2:
         y = "accuracy"
         x = next(n for n in names if n != "accuracy")
-    sign = np.array([SIGNS[n] for n in names])
+    sign = signs_of(names)
     ref = pd.DataFrame(problem.reference.F * sign, columns=names).sort_values(x)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.step(ref[x], ref[y], where="post", color="black", lw=1.2, alpha=0.7)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..scoring import SIGNS
+from ..core import signs_of
 from .collect import Problem
 from .errors import ReportError
 from .stats import INDICATORS
@@ -128,7 +128,7 @@ def training_section(problem: Problem) -> tuple[list[str], list[str]]:
         union = union[union["violation"] <= 0]
     front: list[list[str]] = []
     if len(union):
-        F = union[names].to_numpy(dtype=np.float64) * np.array([SIGNS[n] for n in names])
+        F = union[names].to_numpy(dtype=np.float64) * signs_of(names)
         found = union[pareto_mask(F)].sort_values(names[0], ascending=False)
         front = [[a, *(fmt(v) for v in vals)]
                  for a, *vals in found[["arch", *names]].itertuples(index=False)]
