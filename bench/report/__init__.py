@@ -13,14 +13,14 @@ ranks, tests, summary tables), :mod:`.figures`, :mod:`.render` (Markdown and HTM
 """
 
 from .build import build_report
-from .collect import Problem, collect
+from .collect import ProblemRuns, collect
 from .errors import ReportError
 from .figures import prediction_scatter
 from .stats import INDICATORS, average_ranks, holm, problem_scores, summary_table, wilcoxon_pvalue
 
 __all__ = [
     "INDICATORS",
-    "Problem",
+    "ProblemRuns",
     "ReportError",
     "average_ranks",
     "build_report",

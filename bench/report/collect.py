@@ -22,15 +22,17 @@ from hwnas.search import HwnasError
 from ..scoring import ReferenceFront, load_references, read_run, reference_front
 from .errors import ReportError
 
-__all__ = ["Problem", "Run", "collect"]
+__all__ = ["ProblemRuns", "Run", "collect"]
 
 #: (strategy, seed, evaluations in the order they were made)
 Run = tuple[str, int, pd.DataFrame]
 
 
 @dataclass
-class Problem:
-    """One problem of a report: its setup, the front runs are scored against, and its runs."""
+class ProblemRuns:
+    """The runs of one problem, as a report groups them: the problem's setup (as recorded), the
+    front they are scored against, and each run's evaluations. Scoring itself is the core's
+    (:mod:`hwnas.bench.core` through :mod:`hwnas.bench.scoring`); this holds no problem logic."""
 
     name: str
     spec: dict[str, Any]
@@ -49,7 +51,7 @@ def _problem_key(config: dict[str, Any]) -> tuple:
             config.get("device"), tuple(config.get("constraints") or ()), live)
 
 
-def _compare_problems(path: Path, problems: dict[str, Problem]) -> None:
+def _compare_problems(path: Path, problems: dict[str, ProblemRuns]) -> None:
     """Add a compare folder's problems (a name already taken is prefixed with the folder's)."""
     try:
         manifest = json.loads((path / "compare.json").read_text())
@@ -66,11 +68,11 @@ def _compare_problems(path: Path, problems: dict[str, Problem]) -> None:
                 if (folder / "run.json").is_file():
                     runs.append((label, int(seed), read_run(folder)[1]))
         name = pname if pname not in problems else f"{path.name}/{pname}"
-        problems[name] = Problem(name, spec, ref, runs, list(cfg["budgets"]))
+        problems[name] = ProblemRuns(name, spec, ref, runs, list(cfg["budgets"]))
 
 
 def _loose_problem(key: tuple, runs: list[Run], training: list[tuple[str, int, dict[str, Any]]],
-                   data_dir: str | None, taken: dict[str, Problem]) -> Problem:
+                   data_dir: str | None, taken: dict[str, ProblemRuns]) -> ProblemRuns:
     """The problem of a group of run folders with one setup, named by that setup."""
     space, objectives, task, device, constraints, live = key
     spec = {"space": space, "objectives": list(objectives), "task": task, "device": device,
@@ -87,11 +89,11 @@ def _loose_problem(key: tuple, runs: list[Run], training: list[tuple[str, int, d
         name = f"{base} ({k})"
     # single runs have no checkpoints of their own: each run's length is one
     budgets = sorted({len(ev) for _, _, ev in runs})
-    return Problem(name, spec, ref, runs, budgets, training)
+    return ProblemRuns(name, spec, ref, runs, budgets, training)
 
 
 def collect(inputs: Sequence[str | os.PathLike[str]], data_dir: str | None = None
-            ) -> list[Problem]:
+            ) -> list[ProblemRuns]:
     """Problems with their runs from compare folders and single run folders.
 
     Args:
@@ -101,7 +103,7 @@ def collect(inputs: Sequence[str | os.PathLike[str]], data_dir: str | None = Non
     Raises:
         ReportError: a folder that is neither (one line, naming it), or no finished run at all.
     """
-    problems: dict[str, Problem] = {}
+    problems: dict[str, ProblemRuns] = {}
     loose: dict[tuple, list[Run]] = {}
     trained: dict[tuple, list[tuple[str, int, dict[str, Any]]]] = {}
     for path in map(Path, inputs):

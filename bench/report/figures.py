@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import signs_of
-from .collect import Problem
+from .collect import ProblemRuns
 from .errors import ReportError
 from .stats import INDICATORS, problem_scores
 
@@ -37,7 +37,7 @@ def palette(labels: Sequence[str]) -> dict[str, Any]:
     return dict(zip(labels, sns.color_palette("colorblind", max(len(labels), 3)), strict=False))
 
 
-def anytime_figure(problem: Problem, colours: dict[str, Any]) -> Any:
+def anytime_figure(problem: ProblemRuns, colours: dict[str, Any]) -> Any:
     """Hypervolume ratio and front recall against evaluations: median line, IQR band."""
     import matplotlib.pyplot as plt
 
@@ -60,7 +60,7 @@ def anytime_figure(problem: Problem, colours: dict[str, Any]) -> Any:
     return fig
 
 
-def fronts_figure(problem: Problem, scores: pd.DataFrame, colours: dict[str, Any]) -> Any:
+def fronts_figure(problem: ProblemRuns, scores: pd.DataFrame, colours: dict[str, Any]) -> Any:
     """The reference front and, per strategy, the front of its median run at the last budget."""
     import matplotlib.pyplot as plt
 

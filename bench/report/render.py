@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import signs_of
-from .collect import Problem
+from .collect import ProblemRuns
 from .errors import ReportError
 from .stats import INDICATORS
 
@@ -65,7 +65,7 @@ def summary_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def problem_intro(problem: Problem) -> tuple[list[str], list[str]]:
+def problem_intro(problem: ProblemRuns) -> tuple[list[str], list[str]]:
     """A problem's heading, its setup and how its reference front was obtained."""
     spec = problem.spec
     desc = (f"space {spec['space']}, objectives {', '.join(spec['objectives'])}"
@@ -106,7 +106,7 @@ def predictor_section(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str
     return md, parts
 
 
-def training_section(problem: Problem) -> tuple[list[str], list[str]]:
+def training_section(problem: ProblemRuns) -> tuple[list[str], list[str]]:
     """How live-trained accuracy was obtained, per run, and the front the runs found."""
     from hwnas.search import pareto_mask
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..scoring import score_run
-from .collect import Problem
+from .collect import ProblemRuns
 
 __all__ = ["INDICATORS", "average_ranks", "holm", "problem_scores", "summary_table",
            "wilcoxon_pvalue"]
@@ -75,7 +75,7 @@ def average_ranks(wide: pd.DataFrame, higher_is_better: bool = True) -> pd.Serie
     return wide.rank(axis=1, ascending=not higher_is_better).mean(axis=0)
 
 
-def problem_scores(problem: Problem, budgets: Sequence[int]) -> pd.DataFrame:
+def problem_scores(problem: ProblemRuns, budgets: Sequence[int]) -> pd.DataFrame:
     """Every run's indicators at every budget: one row per (strategy, seed, budget)."""
     rows = []
     for label, seed, ev in problem.runs:

@@ -51,7 +51,7 @@ from hwnas.bench.report import (
     summary_table,
     wilcoxon_pvalue,
 )
-from hwnas.bench.report.collect import Problem
+from hwnas.bench.report.collect import ProblemRuns
 from hwnas.bench.report.render import (
     markdown_table,
     predictor_section,
@@ -218,7 +218,7 @@ def test_training_section_escapes_the_pipes_of_architectures_in_markdown_only():
                 "inherited_runs": 0, "train_seconds": 3.4, "dataset": "digits",
                 "recipe": {"epochs": 1, "batch_size": 64, "lr": 0.05, "width": 1.0,
                            "train_fraction": 0.5, "seed": 0}}
-    problem = Problem("live", {"objectives": ["accuracy", "params"]}, ref,
+    problem = ProblemRuns("live", {"objectives": ["accuracy", "params"]}, ref,
                       [("random", 0, ev)], [2], [("random", 0, training)])
     md, parts = training_section(problem)
     assert md[0].startswith("Accuracy is the validation accuracy of each network trained now on "
