@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from hwnas.bench.cli import main
 
 
+@pytest.mark.slow
 def test_quickstart_profiles_adapts_searches_and_reports(capsys, synthetic_data, tmp_path):
     out = tmp_path / "qs"
     code = main(["--data", str(synthetic_data), "quickstart", "--out", str(out), "--archs", "24",
