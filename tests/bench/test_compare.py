@@ -15,7 +15,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from hwnas.bench.cli import main
-from hwnas.bench.compare import _locked, load_config, run_compare, run_one
+from hwnas.bench.compare import load_config, run_compare, run_one
+from hwnas.bench.compare.run import locked
 
 CONFIG = """
 [compare]
@@ -91,7 +92,7 @@ def test_grid_runs_scores_and_resumes_without_rerunning(capsys, synthetic_data, 
 
 def test_a_locked_run_is_left_to_its_owner(synthetic_data, config, tmp_path):
     spec = load_config(config).runs()[0]
-    with _locked(tmp_path / spec.folder) as mine:
+    with locked(tmp_path / spec.folder) as mine:
         assert mine
         result = run_one(spec, str(tmp_path), str(synthetic_data))
     assert result["status"] == "locked"

@@ -21,6 +21,8 @@ from hwnas.bench.compare import (
     run_compare,
     run_one,
 )
+from hwnas.bench.core import read_run
+from hwnas.search import HwnasError
 
 BASE = """
 [compare]
@@ -298,7 +300,8 @@ def grid(synthetic_data, tmp_path) -> tuple[CompareConfig, Path]:
     return cfg, out
 
 
-@pytest.mark.parametrize("damage", ["cut mid-row", "cut at a row", "emptied", "header only"])
+@pytest.mark.parametrize("damage", ["cut mid-row", "cut at a row", "emptied", "header only",
+                                    "one digit changed"])
 def test_a_truncated_evaluations_csv_is_rerun_and_comes_out_the_same(synthetic_data, grid, damage):
     cfg, out = grid
     spec = cfg.runs()[1]
@@ -306,31 +309,46 @@ def test_a_truncated_evaluations_csv_is_rerun_and_comes_out_the_same(synthetic_d
     whole = path.read_bytes()
     assert is_finished(out / spec.folder, spec.config)
     lines = whole.splitlines(keepends=True)
+    assert whole[-2:-1].isdigit()  # the last value of the last row
+    # the same size and still a whole CSV: only the checksum run.json records tells
+    changed = whole[:-2] + str((int(whole[-2:-1]) + 1) % 10).encode() + b"\n"
     path.write_bytes({"cut mid-row": whole[: len(whole) - 7], "cut at a row": b"".join(lines[:-3]),
-                      "emptied": b"", "header only": lines[0]}[damage])
+                      "emptied": b"", "header only": lines[0],
+                      "one digit changed": changed}[damage])
     assert not is_finished(out / spec.folder, spec.config)
     manifest = run_compare(cfg, out, str(synthetic_data))
     assert manifest["counts"] == {"done": 1, "skipped": 1, "locked": 0, "failed": 0}
     assert path.read_bytes() == whole
 
 
-def test_checksums_in_run_json_are_verified_where_present(grid):
+def test_resuming_reads_run_folders_as_the_core_does(grid):
+    """A run is finished when the core's reader (read_run, as the scores read) accepts its folder
+    and run.json records the run's config: whatever the core refuses is rerun, never skipped."""
     cfg, out = grid
     spec = cfg.runs()[0]
     folder = out / spec.folder
-    record = json.loads((folder / "run.json").read_text())
+    saved = (folder / "run.json").read_text()
+    record = json.loads(saved)
+    files = record["files"]
     digest = hashlib.sha256((folder / "evaluations.csv").read_bytes()).hexdigest()
-    for form in ({"checksums": {"evaluations.csv": digest}},
-                 {"files": {"evaluations.csv": {"sha256": digest, "bytes": 1}}},
-                 {"files": [{"name": "evaluations.csv", "sha256": f"sha256:{digest}"}]}):
-        (folder / "run.json").write_text(json.dumps({**record, **form}))
-        assert is_finished(folder, spec.config), form
-        wrong = json.loads(json.dumps(form).replace(digest, "0" * 64))
-        (folder / "run.json").write_text(json.dumps({**record, **wrong}))
-        assert not is_finished(folder, spec.config), wrong
-    # a front.csv that no longer matches its recorded digest makes the run unfinished too
-    front = hashlib.sha256((folder / "front.csv").read_bytes()).hexdigest()
-    (folder / "run.json").write_text(json.dumps({**record, "checksums": {"front.csv": front}}))
+    assert files["evaluations.csv"]["sha256"] == digest
+    assert read_run(folder)[0] == record and is_finished(folder, spec.config)
+    for name, damage in (("evaluations.csv", {"sha256": "0" * 64}),
+                         ("evaluations.csv", {"bytes": 1}), ("front.csv", {"sha256": "0" * 64})):
+        wrong = {**files, name: {**files[name], **damage}}
+        (folder / "run.json").write_text(json.dumps({**record, "files": wrong}))
+        with pytest.raises(HwnasError, match="is not the file run.json describes"):
+            read_run(folder)
+        assert not is_finished(folder, spec.config), (name, damage)
+    # a run.json edited into a shape the reader does not expect, or recording another config
+    (folder / "run.json").write_text(json.dumps({**record, "files": [files]}))
+    assert not is_finished(folder, spec.config)
+    (folder / "run.json").write_text(json.dumps({**record, "config": {**record["config"],
+                                                                      "seed": 99}}))
+    read_run(folder)  # intact, but another run's
+    assert not is_finished(folder, spec.config)
+    # restored it is finished again; a front.csv that no longer matches makes it unfinished
+    (folder / "run.json").write_text(saved)
     assert is_finished(folder, spec.config)
     (folder / "front.csv").write_text("changed\n")
     assert not is_finished(folder, spec.config)
