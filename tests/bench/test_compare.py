@@ -100,6 +100,7 @@ def test_a_locked_run_is_left_to_its_owner(synthetic_data, config, tmp_path):
     assert run_one(spec, str(tmp_path), str(synthetic_data))["status"] == "done"
 
 
+@pytest.mark.slow
 def test_process_pool_gives_the_serial_result(synthetic_data, config, tmp_path):
     cfg = load_config(config)
     run_compare(cfg, tmp_path / "serial", str(synthetic_data), executor="serial", score=False)
@@ -111,6 +112,7 @@ def test_process_pool_gives_the_serial_result(synthetic_data, config, tmp_path):
         assert a == (tmp_path / "pool" / spec.folder / "evaluations.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_ray_executor_on_a_local_cluster(synthetic_data, config, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'hwnas[ray]')")
     cfg = load_config(config)
@@ -221,6 +223,7 @@ def test_report_of_a_corrupt_folder_is_one_line(capsys, finished_grid, synthetic
     assert code == 2 and err.count("\n") == 1, err
 
 
+@pytest.mark.slow
 def test_report_opens_in_headless_chromium(synthetic_data, finished_grid, tmp_path):
     """Debian's chromium loads report.html with every image decoded and no console error."""
     import subprocess
