@@ -290,12 +290,15 @@ class PymooNSGA2:
     must receive all of it (an architecture outside the table cannot be told: an error).
 
     Raises:
-        ImportError: pymoo is not installed (``pip install hwnas[bench]``).
+        HwnasError: pymoo is not installed (``pip install hwnas[bench]``).
     """
 
     def __init__(self, space: Space, n_objectives: int = 2, seed: int | None = None,
                  pop_size: int = 20, eta_crossover: float = 3.0, eta_mutation: float = 3.0):
-        from pymoo.algorithms.moo.nsga2 import NSGA2
+        try:
+            from pymoo.algorithms.moo.nsga2 import NSGA2
+        except ImportError:
+            raise HwnasError("pymoo's NSGA-II needs pymoo: pip install 'hwnas[bench]'") from None
         from pymoo.core.problem import Problem as PymooProblem
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
@@ -354,7 +357,7 @@ def run_pymoo_nsga2(problem: TabularProblem, seed: int, budget: int, pop_size: i
     a child seen in an earlier generation is served from the loop's cache, free and uncounted.
 
     Raises:
-        ImportError: pymoo is not installed (``pip install hwnas[bench]``).
+        HwnasError: pymoo is not installed (``pip install hwnas[bench]``).
     """
     t0 = time.perf_counter()
     strategy = PymooNSGA2(problem.space, problem.n_objectives, seed, pop_size, eta_crossover,

@@ -288,8 +288,9 @@ def test_search_folders_are_named_by_their_setup(capsys, synthetic_data, tmp_pat
 
 
 def test_profile_rounds_default_matches_the_protocol_and_readme():
-    # README's profile benchmark: "paired with reference, 1 round (default)"
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    # the profile benchmark: "paired with reference, 1 round (default)"
+    readme = (Path(__file__).resolve().parents[2] / "results" / "benchmarks" / "README.md"
+              ).read_text()
     assert "| paired with reference, 1 round (default) |" in readme
     assert DEFAULT_ROUNDS == MeasurementProtocol().rounds == 1
 
