@@ -263,3 +263,20 @@ def test_a_user_strategy_still_runs_through_the_wrapper(problem):
     result = minimize(problem, mine, budget=4)
     assert len(result) == 4 and mine.told == 4
     assert result.config["strategy"] == "Mine"
+
+
+def test_a_search_into_the_working_folder(capsys, synthetic_data, tmp_path, monkeypatch):
+    # was: the search ran, then "cannot write the run folder .: Device or resource busy", exit 2,
+    # and an empty '..XXXX.old' folder left behind
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--budget", "3", "--out", ".")
+    assert code == 0, err
+    assert sorted(p.name for p in here.iterdir()) == ["evaluations.csv", "front.csv", "run.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+    from hwnas.bench.core.runs import read_run
+
+    record, rows = read_run(here)
+    assert record["evaluations"] == len(rows) == 3
