@@ -15,7 +15,7 @@ import click
 from hwnas.search import TableError, UnknownNameError, list_spaces
 
 from .inputs import read_shots, refuse_same_file
-from .options import META_STEPS, SEED, SPACE, InFile, OutFile
+from .options import META_STEPS, SEED, SPACE, InFile, NameList, OutFile
 from .ui import progress
 
 __all__ = ["accuracy"]
@@ -29,7 +29,7 @@ def _tables(space_name: str):
     return load_tables(space_name)
 
 
-def _context(tables, space_name: str, source_tasks: str | None):
+def _context(tables, space_name: str, source_tasks: list[str] | None):
     import numpy as np
 
     from hwnas.meta.accuracy_features import AccuracyFeatures
@@ -38,7 +38,7 @@ def _context(tables, space_name: str, source_tasks: str | None):
     if not tables.tasks:
         raise TableError(f"{space_name}: the public table has no accuracy columns to learn from")
     if source_tasks:
-        sources = list(dict.fromkeys(s.strip() for s in source_tasks.split(",") if s.strip()))
+        sources = list(source_tasks)  # parsed by NameList: at least one, each once
         for s in sources:
             tables.check_task(s)
     else:
@@ -64,15 +64,16 @@ def accuracy() -> None:
               help="CSV with index (or arch) and accuracy (0..100 %) columns.")
 @click.option("--out", type=OutFile(), required=True,
               help="The predicted accuracy table (not the --shots file).")
-@click.option("--source-tasks", default=None, help="Comma-separated accuracy columns to learn "
+@click.option("--source-tasks", type=NameList(), default=None,
+              help="Comma-separated accuracy columns to learn "
               "from (default: every column of the space's table). Leave out the new task's own "
               "dataset.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--algo", type=click.Choice(["ridge", "maml", "metasgd"]), default="ridge",
               show_default=True, help="Head adaptation while meta-training.")
 @click.option("--meta-steps", type=META_STEPS, default=150, show_default=True)
-def adapt(space_name: str, shots_file: Path, out: Path, source_tasks: str | None, seed: int,
-          algo: str, meta_steps: int) -> None:
+def adapt(space_name: str, shots_file: Path, out: Path, source_tasks: list[str] | None,
+          seed: int, algo: str, meta_steps: int) -> None:
     """Predict the accuracy of every architecture of the table from trained shots."""
     import numpy as np
     import pandas as pd

@@ -14,16 +14,15 @@ from pathlib import Path
 import click
 
 from .inputs import read_shots, refuse_same_file
-from .options import META_STEPS, SEED, SHOTS, SPACE, InFile, OutFile
+from .options import META_STEPS, SEED, SHOTS, SPACE, InFile, NameList, OutFile
 from .ui import progress
 
 __all__ = ["latency"]
 
 
-def _sources(source_devices: str | None) -> list[str] | None:
-    if not source_devices:
-        return None
-    return [d.strip() for d in source_devices.split(",") if d.strip()]
+def _sources(source_devices: list[str] | None) -> list[str] | None:
+    # parsed by NameList: None (the default) or at least one name, each once
+    return list(source_devices) if source_devices else None
 
 
 @click.group()
@@ -37,10 +36,12 @@ def latency() -> None:
 @click.option("--shots", type=SHOTS, default=20, show_default=True,
               help="Architectures to measure, reference set included.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--source-devices", default=None, help="Comma-separated source devices "
+@click.option("--source-devices", type=NameList(), default=None,
+              help="Comma-separated source devices "
               "(default: every public device of the space).")
 @click.option("--out", type=OutFile(), required=True)
-def plan(space_name: str, shots: int, seed: int, source_devices: str | None, out: Path) -> None:
+def plan(space_name: str, shots: int, seed: int, source_devices: list[str] | None,
+         out: Path) -> None:
     """Write the architectures to measure on a new device (columns index, arch)."""
     from hwnas.latency.table import atomic_write_text
     from hwnas.meta.device import device_context, plan_device
@@ -67,11 +68,12 @@ def plan(space_name: str, shots: int, seed: int, source_devices: str | None, out
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--algo", type=click.Choice(["ridge", "maml", "metasgd"]), default="ridge",
               show_default=True, help="Head adaptation while meta-training.")
-@click.option("--source-devices", default=None, help="Comma-separated source devices "
+@click.option("--source-devices", type=NameList(), default=None,
+              help="Comma-separated source devices "
               "(default: every public device of the space).")
 @click.option("--meta-steps", type=META_STEPS, default=150, show_default=True)
 def adapt(space_name: str, shots_file: Path, out: Path, seed: int, algo: str,
-          source_devices: str | None, meta_steps: int) -> None:
+          source_devices: list[str] | None, meta_steps: int) -> None:
     """Predict the latency of every architecture of the table from measured shots."""
     import numpy as np
 

@@ -7,6 +7,7 @@ name that would become ``../../x`` or an output folder it cannot write.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -31,6 +32,10 @@ __all__ = [
     "read_text",
     "SPACE",
     "SpaceName",
+    "FiniteFloatRange",
+    "NameList",
+    "NonEmptyText",
+    "TEXT",
 ]
 
 #: numpy, torch and scikit-learn all take seeds in this range
@@ -128,6 +133,59 @@ def check_writable(path: Path, what: str) -> None:
                                  param_hint=what) from None
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click's float range, refusing NaN (which compares false with both bounds, so click lets
+    it through: ``--precision nan`` would never stop measuring)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if rv is not None and math.isnan(rv):
+            self.fail(f"{value!r} is not a number; valid: {self._describe_range()}", param, ctx)
+        return rv
+
+
+class NonEmptyText(click.ParamType):
+    """A text option that, when given, must say something (``--device ''`` is refused rather
+    than read as "not given")."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text.strip():
+            self.fail("an empty value; valid: a non-empty name or path (or leave the option "
+                      "out)", param, ctx)
+        return text
+
+
+TEXT = NonEmptyText()
+
+
+class NameList(click.ParamType):
+    """Comma-separated names: at least one, each once (``''``, ``','`` and ``a,a`` are refused
+    rather than read as "the default" or counted twice)."""
+
+    name = "names"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = [n.strip() for n in str(value).split(",")]
+        if not any(names):
+            self.fail(f"{value!r} names nothing; valid: comma-separated names (or leave the "
+                      "option out for the default)", param, ctx)
+        if not all(names):
+            self.fail(f"{value!r} has an empty name; valid: comma-separated names such as a,b",
+                      param, ctx)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            self.fail(f"{', '.join(twice)} given twice; valid: each name once", param, ctx)
+        return names
+
+
 class _OutPath(click.ParamType):
     folder = True
 
@@ -141,6 +199,10 @@ class _OutPath(click.ParamType):
             self.fail(f"{text!r} is a file; valid: a folder (new or existing)", param, ctx)
         if not self.folder and path.is_dir():
             self.fail(f"{text!r} is a folder; valid: a file path", param, ctx)
+        if not self.folder and path.exists() and not path.is_file():
+            # a device, a FIFO or a socket: the atomic writer's rename would replace it
+            self.fail(f"{text!r} is not a regular file; valid: a new or regular file path",
+                      param, ctx)
         hint = param.get_error_hint(ctx) if param is not None and ctx is not None else "--out"
         check_writable(path if self.folder else path.parent, hint)
         return path

@@ -15,7 +15,7 @@ from hwnas.search.tables import load_tables
 
 from ..devices import results_dir
 from .inputs import read_indices
-from .options import NAME, SEED, SPACE, InFile, OutDir
+from .options import NAME, SEED, SPACE, FiniteFloatRange, InFile, OutDir
 from .ui import progress
 
 __all__ = ["profile", "DEFAULT_ROUNDS"]
@@ -45,7 +45,7 @@ DEFAULT_ROUNDS = 1
               show_default=True,
               help="Passes over the architectures; latency = median of the rounds' paired "
                    "ratios.")
-@click.option("--precision", type=click.FloatRange(min=0, min_open=True, max=1), default=0.02,
+@click.option("--precision", type=FiniteFloatRange(min=0, min_open=True, max=1), default=0.02,
               show_default=True, help="Target relative half-width of the median's 95% CI.")
 @click.option("--max-runs", type=click.IntRange(min=1, max=10**6), default=200,
               show_default=True)

@@ -23,7 +23,7 @@ from hwnas.search.tables import load_tables
 from ..cache import StatsCache
 from ..devices import resolve_device
 from .inputs import check_device_path
-from .options import SPACE, StrictInt
+from .options import SPACE, TEXT, StrictInt
 from .ui import echo_json
 
 __all__ = ["query", "is_local_device", "model_stats_cached"]
@@ -52,8 +52,8 @@ def model_stats_cached(space: Space, arch: Any) -> ModelStats:
 @click.option("--index", type=StrictInt(0, 10**9), default=None,
               help="Index in the space's public table.")
 @click.option("--arch", "arch_text", default=None, help="Canonical architecture string.")
-@click.option("--task", default=None, help="Only this accuracy column.")
-@click.option("--device", default=None, help="Only this device's latency.")
+@click.option("--task", type=TEXT, default=None, help="Only this accuracy column.")
+@click.option("--device", type=TEXT, default=None, help="Only this device's latency.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def query(space_name: str, index: int | None, arch_text: str | None, task: str | None,
           device: str | None, as_json: bool) -> None:

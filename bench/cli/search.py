@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from hwnas.search.tables import load_tables
 
 from ..devices import results_dir
 from .inputs import check_device_path
-from .options import BUDGET, SEED, SPACE, OutDir
+from .options import BUDGET, SEED, SPACE, TEXT, FiniteFloatRange, OutDir
 from .query import is_local_device
 from .ui import progress
 
@@ -42,10 +43,10 @@ def run_folder_name(space: str, task: str | None, device: str | None, strategy: 
 
 @click.command()
 @click.option("--space", "space_name", required=True, type=SPACE, help="nb201, fbnet or ofa.")
-@click.option("--task", default=None,
+@click.option("--task", type=TEXT, default=None,
               help="Accuracy column, or a CSV of arch and accuracy such as a predicted table "
                    "[default: cifar10_test_200ep for nb201].")
-@click.option("--device", default=None,
+@click.option("--device", type=TEXT, default=None,
               help="Public device, profiled device, device-table path, or live:RUNTIME.")
 @click.option("--objectives", default="accuracy,latency", show_default=True,
               help="Comma-separated: accuracy, latency, params, flops.")
@@ -67,9 +68,9 @@ def run_folder_name(space: str, task: str | None, device: str | None, strategy: 
 @click.option("--dataset", default=None, help="With --evaluate train: the task [default: digits].")
 @click.option("--epochs", type=click.IntRange(min=1, max=10**4), default=None,
               help="With --evaluate train: epochs per network [default: 6].")
-@click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--train-fraction", type=FiniteFloatRange(0, 1, min_open=True), default=None,
               help="With --evaluate train: part of the training set used [default: 1].")
-@click.option("--width", type=click.FloatRange(0, 4, min_open=True), default=None,
+@click.option("--width", type=FiniteFloatRange(0, 4, min_open=True), default=None,
               help="With --evaluate train: channel-width multiplier [default: 1].")
 @click.option("--early-stop", type=click.IntRange(min=1), default=None, metavar="K",
               help="With --evaluate train: stop runs whose learning curve cannot reach the top K.")
@@ -145,9 +146,15 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
         out = results_dir() / "runs" / run_folder_name(
             space_name, task if "accuracy" in names else None,
             device if "latency" in names else None, strategy, seed)
-    with progress(f"{strategy} on {space_name}") as advance:
-        record = run_problem(config, tables, out,
-                             progress=lambda done, total: advance(done, total, ""))
+    # the search's warnings are said once it has written its run: a search that ends in an
+    # error says that error alone, in one line (not "nothing evaluable" twice)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with progress(f"{strategy} on {space_name}") as advance:
+            record = run_problem(config, tables, out,
+                                 progress=lambda done, total: advance(done, total, ""))
+    for w in said:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     click.echo(f"wrote {out}/evaluations.csv ({record['evaluations']} evaluations, "
                f"{record['skipped']} skipped), front.csv ({record['front_size']} "
                f"non-dominated) and run.json")

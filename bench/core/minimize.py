@@ -174,16 +174,57 @@ class Result:
                            budgets or [max(1, len(self))])
 
 
+class _UserStrategy:
+    """A user's ask/tell object, with its failures said as :class:`HwnasError` naming the call
+    (a ``tell`` of the wrong signature, an ``ask`` that returns something else than
+    architectures), so a script sees what to fix rather than a bare TypeError from the loop."""
+
+    def __init__(self, strategy: Any, label: str):
+        self.strategy, self.label = strategy, label
+
+    def _call(self, what: str, *args: Any) -> Any:
+        try:
+            return getattr(self.strategy, what)(*args)
+        except HwnasError:
+            raise
+        except Exception as e:
+            raise HwnasError(f"strategy {self.label}: {what}() failed: {type(e).__name__}: "
+                             f"{e}") from e
+
+    def ask(self, n: int) -> list[Architecture]:
+        archs = self._call("ask", n)
+        if archs is None or isinstance(archs, (str, bytes)) or not hasattr(archs, "__iter__"):
+            raise HwnasError(f"strategy {self.label}: ask({n}) returned "
+                             f"{type(archs).__name__}; valid: a list of architectures (empty "
+                             "when it has nothing left)")
+        archs = list(archs)
+        for a in archs:
+            if not isinstance(a, Architecture):
+                raise HwnasError(f"strategy {self.label}: ask({n}) returned {a!r:.60} "
+                                 f"({type(a).__name__}); valid: architectures of the space "
+                                 "(space.sample, space.from_genes, space.parse)")
+        return archs
+
+    def tell(self, archs: list[Architecture], F: np.ndarray, violation: np.ndarray) -> None:
+        self._call("tell", archs, F, violation)
+
+
 def _strategy(strategy: Any, problem: Evaluable, seed: int | None,
               options: Mapping[str, Any]) -> tuple[Any, str]:
     if isinstance(strategy, str):
-        return (create_strategy(strategy, problem.space, problem.n_objectives, seed=seed,
-                                **options), strategy)
+        try:
+            built = create_strategy(strategy, problem.space, problem.n_objectives, seed=seed,
+                                    **options)
+        except (TypeError, ValueError) as e:  # an option of the wrong name, type or range
+            raise HwnasError(f"strategy {strategy!r}: invalid strategy_options "
+                             f"{dict(options)}: {e}") from None
+        return built, strategy
     if callable(getattr(strategy, "ask", None)) and callable(getattr(strategy, "tell", None)):
         if options:
             raise HwnasError("strategy_options are for a strategy given by name; this one is "
                              "already built")
-        return strategy, type(strategy).__name__
+        label = type(strategy).__name__
+        return _UserStrategy(strategy, label), label
     raise HwnasError(f"strategy must be a registered name or an object with ask and tell, got "
                      f"{type(strategy).__name__}")
 
@@ -223,7 +264,24 @@ def minimize(problem: Evaluable, strategy: Any = "random", budget: int = 100,
     Raises:
         HwnasError: a budget that is not an integer >= 1, an unknown strategy, bad options.
     """
+    for what in ("evaluate", "max_evaluations", "index_of"):
+        if not callable(getattr(problem, what, None)):
+            raise HwnasError(f"problem must be a Problem (Problem.from_names(...) or "
+                             f"Problem(space, objectives)), got {type(problem).__name__}")
     asked = _check_budget(budget)
+    try:
+        callbacks = list(callbacks) if not isinstance(callbacks, (str, bytes)) else [callbacks]
+    except TypeError:
+        callbacks = [callbacks]
+    if not all(callable(c) for c in callbacks):
+        raise HwnasError("callbacks must be a sequence of functions, each called with every "
+                         "new evaluation record")
+    if progress is not None and not callable(progress):
+        raise HwnasError(f"progress must be a function progress(done, budget), got "
+                         f"{type(progress).__name__}")
+    if max_asks is not None and (isinstance(max_asks, bool) or not isinstance(max_asks, int)
+                                 or max_asks < 1):
+        raise HwnasError(f"max_asks must be an integer >= 1 or None, got {max_asks!r}")
     if isinstance(seed, bool) or (seed is not None and not isinstance(seed, (int, np.integer))):
         raise HwnasError(f"seed must be an integer or None, got {seed!r}")
     if seed is not None and seed < 0:

@@ -103,6 +103,32 @@ def named_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
     return out
 
 
+def _iterable(x: Any) -> bool:
+    try:
+        iter(x)
+    except TypeError:
+        return False
+    return True
+
+
+def _ask_source(objective: Objective, archs: list[Architecture]) -> np.ndarray:
+    """The source's values; a user's own source (not hwnas's) that fails or answers in another
+    shape is said as :class:`HwnasError` naming it (hwnas's own sources raise their own errors,
+    and a bug in one stays a bug)."""
+    source = objective.source
+    try:
+        return source.evaluate(archs)
+    except HwnasError:
+        raise
+    except Exception as e:
+        if type(source).__module__.split(".")[0] == "hwnas":
+            raise
+        raise HwnasError(f"objective {objective.name}: metric source "
+                         f"{getattr(source, 'name', type(source).__name__)!r} failed on "
+                         f"{len(archs)} architectures: {type(e).__name__}: {e}; valid: one "
+                         "finite float (or NaN: not available) per architecture") from e
+
+
 @dataclass
 class Problem:
     """A space, its objectives and hard constraints on their natural values.
@@ -127,9 +153,30 @@ class Problem:
     def __post_init__(self) -> None:
         if isinstance(self.space, str):
             self.space = get_space(self.space)
+        if not isinstance(self.space, Space):
+            raise HwnasError(f"space must be a Space or a registered name, got "
+                             f"{type(self.space).__name__}")
+        if isinstance(self.objectives, (str, Objective)) or not _iterable(self.objectives):
+            raise HwnasError(f"objectives must be a list of Objective, got "
+                             f"{type(self.objectives).__name__}")
         self.objectives = list(self.objectives)
         if not self.objectives:
             raise HwnasError("a problem needs at least one objective")
+        for o in self.objectives:
+            if not isinstance(o, Objective):
+                raise HwnasError(f"objectives must be Objective(name, source, direction), got "
+                                 f"{type(o).__name__}")
+            if not callable(getattr(o.source, "evaluate", None)):
+                raise HwnasError(f"objective {o.name}: the source must be a MetricSource "
+                                 f"(hwnas.search.MetricSource or create_source(...)), got "
+                                 f"{type(o.source).__name__}")
+        if isinstance(self.constraints, (str, Constraint)) or not _iterable(self.constraints):
+            raise HwnasError(f"constraints must be a list of Constraint or of text such as "
+                             f"'latency<=20', got {self.constraints!r:.60}")
+        for c in self.constraints:
+            if not isinstance(c, (str, Constraint)):
+                raise HwnasError(f"a constraint must be a Constraint or text such as "
+                                 f"'latency<=20', got {c!r:.60}")
         names = self.names
         if len(set(names)) != len(names):
             raise HwnasError(f"objective names must be distinct, got {names}")
@@ -168,7 +215,19 @@ class Problem:
         from hwnas.search import DataNotFoundError
         from hwnas.search.tables.load import load_tables
 
+        if isinstance(objectives, str) or not _iterable(objectives):
+            raise HwnasError(f"objectives must be a list of names (of {', '.join(OBJECTIVES)}), "
+                             f"got {objectives!r:.60}")
+        if isinstance(constraints, str) or not _iterable(constraints):
+            raise HwnasError(f"constraints must be a list of text such as 'latency<=20', got "
+                             f"{constraints!r:.60}")
         names = list(objectives)
+        for what, value in (("task", task), ("device", device), ("data", data)):
+            if value is not None and not isinstance(value, (str, Path)):
+                raise HwnasError(f"{what} must be a name or a path (text), got "
+                                 f"{type(value).__name__}")
+        task = str(task) if task is not None else None
+        device = str(device) if device is not None else None
         if tables is None:
             try:
                 tables = load_tables(space, data)
@@ -219,7 +278,7 @@ class Problem:
         for k, o in enumerate(self.objectives):
             if not len(todo):
                 break
-            values[todo, k] = o.source.evaluate([archs[i] for i in todo])
+            values[todo, k] = _ask_source(o, [archs[i] for i in todo])
             todo = todo[np.isfinite(values[todo, k])]
         F = values * self.signs
         violation = np.zeros(len(archs))

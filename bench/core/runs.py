@@ -81,7 +81,11 @@ def write_run(out: str | os.PathLike[str], files: Mapping[str, str],
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         ours = {*blobs, "run.json"}
-        if out.is_dir() and any(p.name not in ours for p in out.iterdir()):
+        # the working folder (``--out .``) or one above it cannot be renamed away: replace the
+        # files in it instead
+        here = Path(os.path.abspath(out))
+        in_use = here == Path.cwd() or here in Path.cwd().parents
+        if out.is_dir() and (in_use or any(p.name not in ours for p in out.iterdir())):
             # someone else's files live here too: replace ours one by one, run.json last
             for name, data in blobs.items():
                 _atomic_bytes(out / name, data)
@@ -97,7 +101,11 @@ def write_run(out: str | os.PathLike[str], files: Mapping[str, str],
             if out.exists():
                 old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.",
                                             suffix=".old"))
-                os.replace(out, old / "run")
+                try:
+                    os.replace(out, old / "run")
+                except BaseException:
+                    old.rmdir()  # nothing moved: leave no empty .old folder behind
+                    raise
             os.replace(tmp, out)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)

@@ -107,12 +107,18 @@ def read_values(path: str | os.PathLike[str], space: Space, columns: Sequence[st
             row = int(np.flatnonzero(wrong)[0])
             raise TableError(f"{what} {path} row {row + 1}: index {frame['index'].iloc[row]!r} is "
                              "not an integer >= 0")
-        indices = idx.astype(np.int64)
         if archs is not None:
-            outside = indices[indices >= len(archs)]
+            # compared as floats, before the cast: an index past int64 would wrap around
+            outside = np.flatnonzero(idx >= len(archs))
             if outside.size:
-                raise NotInTableError(f"{what} {path}: index {int(outside[0])} outside the "
-                                      f"{space.name} table (valid: 0..{len(archs) - 1})")
+                raise NotInTableError(f"{what} {path}: index {frame['index'].iloc[outside[0]]} "
+                                      f"outside the {space.name} table (valid: "
+                                      f"0..{len(archs) - 1})")
+        elif (idx >= 2**62).any():
+            row = int(np.flatnonzero(idx >= 2**62)[0])
+            raise TableError(f"{what} {path} row {row + 1}: index {frame['index'].iloc[row]} is "
+                             "too large")
+        indices = idx.astype(np.int64)
     rows: list[Architecture] = []
     if "arch" in frame.columns:
         for n, text in enumerate(frame["arch"].astype(str)):
