@@ -126,12 +126,20 @@ def verify_run(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """
     folder = Path(folder)
     try:
-        record = json.loads((folder / "run.json").read_text())
-        record["config"]["objectives"]  # noqa: B018  (a foreign run.json fails here)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # missing, unreadable, not UTF-8, not JSON
         raise HwnasError(f"{folder} is not a finished hwnas run (run.json + evaluations.csv): "
-                         f"{e}") from None
-    for name, want in (record.get("files") or {}).items():
+                         f"{type(e).__name__}: {e}") from None
+    files = record.get("files") if isinstance(record, dict) else None
+    if (not isinstance(record, dict) or not isinstance(record.get("config"), dict)
+            or not isinstance(record["config"].get("objectives"), list)
+            or not isinstance({} if files is None else files, dict)
+            or not all(isinstance(w, dict) for w in (files or {}).values())):
+        raise HwnasError(f"{folder}/run.json is not an hwnas run record (an object with config, "
+                         "objectives and per-file checksums); run it again")
+    for name, want in (files or {}).items():
+        if name not in RUN_FILES:  # a record naming other paths is not one hwnas wrote
+            raise HwnasError(f"{folder}/run.json names {name!r}; valid: {', '.join(RUN_FILES)}")
         try:
             data = (folder / name).read_bytes()
         except OSError as e:

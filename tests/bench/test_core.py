@@ -173,3 +173,15 @@ def test_a_users_folder_keeps_its_other_files(problem, tmp_path):
     run_problem(_config(), problem.tables, tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert len(read_run(tmp_path)[1]) == 12
+
+
+@pytest.mark.parametrize("content", ['[1, 2]', '{"config": 5}', '{"config": {"objectives": []},'
+                                     ' "files": {"../../etc/passwd": {"sha256": "x"}}}',
+                                     '{"config": {"objectives": []}, "files": []}'])
+def test_a_foreign_run_json_is_one_clear_error(tmp_path, content):
+    from hwnas.bench.core.runs import verify_run
+
+    (tmp_path / "run.json").write_text(content)
+    with pytest.raises(HwnasError, match="run.json") as info:
+        verify_run(tmp_path)
+    assert "\n" not in str(info.value)
