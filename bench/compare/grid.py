@@ -61,6 +61,18 @@ def check_grid(config: CompareConfig, data_dir: str | None = None) -> None:
                 Constraint.parse(c, names)
         except (HwnasError, TypeError, ValueError) as e:
             raise ConfigError(f"{where}: {one_line(e)}") from None
+        if p.constraints and not str(p.device or "").startswith("live:"):
+            # constraints no architecture of the table meets would leave every run of the
+            # problem, and its scoring, without a feasible point: refuse before the grid runs
+            from ..scoring import reference_front
+
+            spec = {"space": p.space, "objectives": list(p.objectives), "task": p.task,
+                    "device": p.device, "constraints": list(p.constraints)}
+            try:
+                reference_front(spec, data_dir)
+            except HwnasError as e:
+                if "no feasible architecture" in str(e):
+                    raise ConfigError(f"{where}: {one_line(e)}") from None
         # a run asks for unique architectures: it cannot evaluate more than the space holds, nor
         # more than the public table holds when an objective is read from it
         reach, what = space.size, f"the {space.size} architectures of {p.space}"

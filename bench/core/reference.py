@@ -56,7 +56,9 @@ def reference_from_frame(frame: pd.DataFrame, names: Sequence[str], signs: np.nd
     F = frame[list(names)].to_numpy(dtype=np.float64) * np.asarray(signs)
     mask = feasible_front_mask(F, feasible)
     if not mask.any():
-        raise HwnasError("no feasible architecture: the reference front is empty")
+        raise HwnasError(f"no feasible architecture: none of the {len(frame)} architectures of "
+                         f"the {'table' if kind == 'true' else 'runs'} meets the constraints, so "
+                         "the reference front is empty; relax the constraint")
     best = float("nan")
     if "accuracy" in names:
         acc = frame["accuracy"].to_numpy(dtype=np.float64)[np.asarray(feasible, dtype=bool)]
