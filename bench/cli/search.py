@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from hwnas.search import DataNotFoundError, UnknownNameError, get_space, list_strategies
+from hwnas.search.strategies.base import DEFAULT_STRATEGY
 from hwnas.search.tables import load_tables
 
 from ..devices import results_dir
@@ -50,7 +51,7 @@ def run_folder_name(space: str, task: str | None, device: str | None, strategy: 
               help="Public device, profiled device, device-table path, or live:RUNTIME.")
 @click.option("--objectives", default="accuracy,latency", show_default=True,
               help="Comma-separated: accuracy, latency, params, flops.")
-@click.option("--strategy", default="nsga2", show_default=True)
+@click.option("--strategy", default=DEFAULT_STRATEGY, show_default=True)
 @click.option("--budget", type=BUDGET, default=300, show_default=True,
               help="Unique architectures to evaluate.")
 @click.option("--seed", type=SEED, default=0, show_default=True)

@@ -31,7 +31,7 @@ from hwnas.search import (
     pareto_mask,
     run_search,
 )
-from hwnas.search.strategies.base import SearchRecord
+from hwnas.search.strategies.base import DEFAULT_STRATEGY, SearchRecord
 
 if TYPE_CHECKING:
     from .reference import ReferenceFront
@@ -237,7 +237,7 @@ def _check_budget(budget: Any) -> int:
     return int(budget)
 
 
-def minimize(problem: Evaluable, strategy: Any = "random", budget: int = 100,
+def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int = 100,
              seed: int | None = 0, *, batch: int = 1,
              strategy_options: Mapping[str, Any] | None = None,
              callbacks: Sequence[Callable[[SearchRecord], None]] = (),

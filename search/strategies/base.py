@@ -28,6 +28,7 @@ from ..errors import HwnasError, UnknownNameError
 from ..spaces.space import Architecture, Space, as_rng
 
 __all__ = [
+    "DEFAULT_STRATEGY",
     "Strategy",
     "RandomSearch",
     "ExhaustiveSearch",
@@ -144,6 +145,9 @@ class ExhaustiveSearch(Strategy):
         self._next += len(out)
         return out
 
+
+#: what ``hwnas search`` and :func:`hwnas.bench.minimize` run when no strategy is named
+DEFAULT_STRATEGY = "nsga2"
 
 #: name -> "module:Class" (imported on first use) or a factory
 #: ``factory(space, n_objectives, seed=..., **options) -> AskTell``
