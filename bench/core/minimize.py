@@ -242,7 +242,7 @@ def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int =
              strategy_options: Mapping[str, Any] | None = None,
              callbacks: Sequence[Callable[[SearchRecord], None]] = (),
              progress: Callable[[int, int], None] | None = None,
-             max_asks: int | None = None) -> Result:
+             max_asks: int | None = None, time_limit_s: float | None = None) -> Result:
     """Search ``problem`` with ``strategy`` for ``budget`` unique evaluations.
 
     Args:
@@ -256,6 +256,8 @@ def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int =
         callbacks: each called with every new evaluation record, in order.
         progress: ``progress(done, budget)`` after every evaluation.
         max_asks: stop after this many proposals (default ``100 * budget``).
+        time_limit_s: also stop after this many seconds (a wall-clock budget; not warned about,
+            ``result.stopped == "time_limit"``).
 
     Returns:
         the :class:`Result`; its ``warnings`` say when the budget was capped, the strategy
@@ -308,7 +310,7 @@ def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int =
             spent[0] += time.perf_counter() - t
 
     found = run_search(ask_tell, evaluate, used, batch=batch, progress=progress,
-                       max_asks=max_asks, callbacks=callbacks)
+                       max_asks=max_asks, callbacks=callbacks, time_limit_s=time_limit_s)
     total = time.perf_counter() - t0
     n = len(found.records)
     if found.stopped == "stalled":
@@ -325,7 +327,9 @@ def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int =
     result = Result(problem, found.records, found.skipped, found.asks, found.stopped,
                     {"total_s": total, "evaluate_s": spent[0]},
                     {"strategy": label, "strategy_options": options, "budget": asked,
-                     "budget_used": used, "seed": seed, "batch": batch}, notes)
+                     "budget_used": used, "seed": seed, "batch": batch,
+                     **({"time_limit_s": time_limit_s} if time_limit_s is not None else {})},
+                    notes)
     constraints = getattr(problem, "constraints", [])
     if n and constraints and not result.feasible.any():
         notes.append(f"no evaluated architecture meets {', '.join(map(str, constraints))}; "

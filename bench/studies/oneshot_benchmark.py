@@ -14,7 +14,7 @@ b. Latency: the operator lookup table of this machine (``results/benchmarks/lut_
    lambda a short Gumbel-softmax search (hard straight-through, GDAS-style) starts from a copy of
    the trained supernet; its argmax cell is scored by LUT latency, supernet accuracy and (optional)
    accuracy of the cell trained from scratch with a fixed small recipe, and (optional) latency
-   measured live with ONNX Runtime. Regularized evolution (``create_strategy("evolution")``) gets
+   measured live with ONNX Runtime. Regularized evolution (``minimize(problem, "evolution")``) gets
    the same wall-clock as the whole lambda sweep, with supernet accuracy and LUT latency as its
    objectives. Both fronts' hypervolumes use one reference point: (the space's largest LUT
    latency, 90 % error = chance on 10 classes), objectives (latency ms, 100 - accuracy %).
@@ -41,11 +41,12 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 from torch.nn import functional as F
 
+from hwnas.bench.core import Problem, minimize
 from hwnas.bench.indicators import hypervolume
 from hwnas.bench.live.datasets import get_dataset
 from hwnas.latency import atomic_write_text
 from hwnas.latency.lut import LUTLatency, OperatorLUT
-from hwnas.search import create_strategy, get_space, pareto_mask
+from hwnas.search import Objective, get_space, pareto_mask
 from hwnas.search.oneshot.differentiable import DifferentiableSearch, linear_op_costs
 from hwnas.search.oneshot.supernet import (
     NB201Supernet,
@@ -254,19 +255,16 @@ def main() -> None:
 
     # evolution with the same wall clock, the same objectives
     log(f"regularized evolution for {search_s:.1f} s")
-    strat = create_strategy("evolution", space, 2, seed=args.seed,
-                            population=args.evo_population, sample_size=args.evo_sample_size)
-    seen: dict = {}
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < search_s:
-        asked = strat.ask(1)
-        for a in asked:
-            if a not in seen:
-                seen[a] = (float(lat_src.evaluate([a])[0]), float(acc_src.evaluate([a])[0]))
-        strat.tell(asked, np.array([[seen[a][0], -seen[a][1]] for a in asked]))
-    evo_s = time.perf_counter() - t0
-    evo_archs = list(seen)
-    evo_F = np.array([[seen[a][0], 100.0 - seen[a][1]] for a in evo_archs])
+    # the one search loop of hwnas (minimize), stopped by the same wall clock
+    problem = Problem(space, [Objective("latency", lat_src, "min"),
+                              Objective("accuracy", acc_src, "max")])
+    found = minimize(problem, "evolution", budget=space.size, seed=args.seed,
+                     strategy_options={"population": args.evo_population,
+                                       "sample_size": args.evo_sample_size},
+                     time_limit_s=search_s)
+    evo_s = found.timings["total_s"]
+    evo_archs = [r.arch for r in found.records]
+    evo_F = np.array([[r.values[0], 100.0 - r.values[1]] for r in found.records])
     front = np.flatnonzero(pareto_mask(evo_F))
     front = front[np.argsort(evo_F[front, 0])]
     log(f"evolution: {len(evo_archs)} evaluated, front of {len(front)}")

@@ -17,6 +17,8 @@ Any object with ``ask(n)`` and ``tell(archs, F, violation)`` is a strategy for t
 from __future__ import annotations
 
 import importlib
+import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -242,7 +244,8 @@ def run_search(strategy: AskTell, evaluate: Evaluator, budget: int, batch: int =
                progress: Callable[[int, int], None] | None = None,
                max_asks: int | None = None, max_idle: int | None = None,
                max_skips: int | None = None,
-               callbacks: Sequence[Callable[[SearchRecord], None]] = ()) -> SearchResult:
+               callbacks: Sequence[Callable[[SearchRecord], None]] = (),
+               time_limit_s: float | None = None) -> SearchResult:
     """Ask, evaluate, tell until ``budget`` unique architectures have been evaluated.
 
     Architectures already evaluated are told again from the cache at no cost; architectures whose
@@ -255,12 +258,19 @@ def run_search(strategy: AskTell, evaluate: Evaluator, budget: int, batch: int =
 
     Args:
         callbacks: each called with every new :class:`SearchRecord`, in order.
+        time_limit_s: also stop once this many seconds have passed (checked before each ask):
+            a wall-clock budget, as when a search is compared with another at equal time.
 
     Raises:
-        HwnasError: ``budget < 1``.
+        HwnasError: ``budget < 1``, or a time limit that is not a positive number.
     """
     if budget < 1:
         raise HwnasError(f"budget must be >= 1, got {budget}")
+    if time_limit_s is not None and not (isinstance(time_limit_s, int | float)
+                                         and time_limit_s > 0 and math.isfinite(time_limit_s)):
+        raise HwnasError(f"time_limit_s must be a positive number of seconds, got "
+                         f"{time_limit_s!r}")
+    started = time.perf_counter()
     max_asks = max_asks or 100 * budget
     max_idle = max_idle or max(1000, budget)
     max_skips = max_skips or max(100, 5 * budget)
@@ -277,6 +287,9 @@ def run_search(strategy: AskTell, evaluate: Evaluator, budget: int, batch: int =
             break
         if not result.records and result.skipped >= max_skips:
             result.stopped = "unevaluable"
+            break
+        if time_limit_s is not None and time.perf_counter() - started >= time_limit_s:
+            result.stopped = "time_limit"
             break
         archs = strategy.ask(min(batch, budget - len(result.records)))
         if not archs:

@@ -185,3 +185,26 @@ def test_a_foreign_run_json_is_one_clear_error(tmp_path, content):
     with pytest.raises(HwnasError, match="run.json") as info:
         verify_run(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_a_wall_clock_limit_stops_the_search_without_a_warning(problem):
+    import time
+
+    from hwnas.search import MetricSource, Objective
+
+    class Slow(MetricSource):  # 20 ms per architecture
+        name, unit = "slow", "s"
+
+        def _evaluate(self, archs):
+            time.sleep(0.02 * len(archs))
+            return np.zeros(len(archs))
+
+    slow = Problem(problem.space, [*problem.objectives, Objective("slow", Slow(), "min")],
+                   tables=problem.tables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SearchWarning)
+        result = minimize(slow, "random", budget=1000, seed=0, time_limit_s=0.3)
+    assert result.stopped == "time_limit" and 3 <= len(result) < 100
+    assert result.config["time_limit_s"] == 0.3
+    with pytest.raises(HwnasError, match="time_limit_s"):
+        minimize(slow, "random", budget=10, time_limit_s=-1)
