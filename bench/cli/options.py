@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from ..core.minimize import MAX_SEED
+
 __all__ = [
     "SEED",
     "BUDGET",
@@ -38,8 +40,6 @@ __all__ = [
     "TEXT",
 ]
 
-#: numpy, torch and scikit-learn all take seeds in this range
-MAX_SEED = 2**32 - 1
 #: no search over these spaces can afford more unique evaluations; larger numbers only overflow
 MAX_BUDGET = 10**9
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -13,6 +13,8 @@ from typing import Any
 
 from hwnas.search import HwnasError
 
+from ..core.minimize import MAX_SEED
+
 __all__ = ["ConfigError", "Table", "check_name", "is_int", "one_line", "show", "EXECUTORS",
            "MAX_BUDGET", "MAX_SEED", "NAME_RULE", "SAFE_NAME", "TOP_KEYS", "COMPARE_KEYS",
            "PROBLEM_KEYS", "STRATEGY_KEYS"]
@@ -20,8 +22,6 @@ __all__ = ["ConfigError", "Table", "check_name", "is_int", "one_line", "show", "
 EXECUTORS = ("process", "ray", "serial")
 #: a larger budget is a typo or a runaway job (NAS benchmarks evaluate thousands, not millions)
 MAX_BUDGET = 1_000_000
-#: the largest seed every random generator the strategies use accepts
-MAX_SEED = 2**32 - 1
 
 # keys of each level of a config, in the order the error messages list them
 TOP_KEYS = ("compare", "problems", "strategies")

@@ -229,6 +229,10 @@ def _strategy(strategy: Any, problem: Evaluable, seed: int | None,
                      f"{type(strategy).__name__}")
 
 
+#: the largest seed, the same on the command line and in compare configs
+MAX_SEED = 2**32 - 1
+
+
 def _check_budget(budget: Any) -> int:
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
         raise HwnasError(f"budget must be an integer >= 1, got {budget!r}")
@@ -286,8 +290,8 @@ def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int =
         raise HwnasError(f"max_asks must be an integer >= 1 or None, got {max_asks!r}")
     if isinstance(seed, bool) or (seed is not None and not isinstance(seed, (int, np.integer))):
         raise HwnasError(f"seed must be an integer or None, got {seed!r}")
-    if seed is not None and seed < 0:
-        raise HwnasError(f"seed must be >= 0, got {seed}")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise HwnasError(f"seed must be in 0..{MAX_SEED} (as on the command line), got {seed}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise HwnasError(f"batch must be an integer >= 1, got {batch!r}")
     notes: list[str] = []
