@@ -154,18 +154,9 @@ def read_device_table(path: str | Path, space: Space | None = None,
             or a row that breaks the rules (with the row or the count).
         NotInTableError: with ``archs``, an index outside the table.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "latency_ms.csv"
-    if not path.is_file():
-        raise TableError(f"device table {path} not found")
-    try:
-        frame = pd.read_csv(path, encoding="utf-8")
-    except UnicodeDecodeError:
-        raise TableError(f"device table {path} is not UTF-8 text; expected a CSV") from None
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise TableError(f"cannot read device table {path}: {first}") from None
+    from hwnas.search.tables.values import read_csv_file
+
+    frame, path = read_csv_file(path, "device table")
     if "latency_ms" not in frame.columns or not ({"index", "arch"} & set(frame.columns)):
         raise TableError(f"device table {path} needs an 'index' (or 'arch') column and a "
                          f"'latency_ms' column; it has {', '.join(map(str, frame.columns))}")

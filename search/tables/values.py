@@ -12,13 +12,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArchitectureError, NotInTableError, TableError
 from ..spaces import Architecture, Space
 
-__all__ = ["ValueTable", "read_values", "VALUE_RANGES"]
+__all__ = ["ValueTable", "read_csv_file", "read_values", "VALUE_RANGES"]
 
 #: valid values of each known column (inclusive low, inclusive high; low excluded for latency)
 VALUE_RANGES: dict[str, tuple[float, float]] = {
@@ -49,6 +50,29 @@ class ValueTable:
         return dict(zip(self.archs, self.values.tolist(), strict=True))
 
 
+def read_csv_file(path: str | os.PathLike[str], what: str = "table") -> tuple[Any, Path]:
+    """A UTF-8 CSV (or a folder's ``latency_ms.csv``) as a DataFrame, and the path read.
+
+    Raises:
+        TableError: no such file, not UTF-8, or not parseable as CSV (one line naming it).
+    """
+    import pandas as pd  # here, so that importing hwnas.search stays light
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "latency_ms.csv"
+    if not path.is_file():
+        raise TableError(f"{what} {path} not found")
+    try:
+        frame = pd.read_csv(path, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TableError(f"{what} {path} is not UTF-8 text; expected a CSV") from None
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TableError(f"cannot read {what} {path}: {first}") from None
+    return frame, path
+
+
 def read_values(path: str | os.PathLike[str], space: Space, columns: Sequence[str],
                 archs: Sequence[Architecture] | None = None, what: str = "table") -> ValueTable:
     """Read a CSV of ``index`` (or ``arch``) and the first of ``columns`` it has.
@@ -71,18 +95,7 @@ def read_values(path: str | os.PathLike[str], space: Space, columns: Sequence[st
     """
     import pandas as pd  # here, so that importing hwnas.search stays light
 
-    path = Path(path)
-    if path.is_dir():
-        path = path / "latency_ms.csv"
-    if not path.is_file():
-        raise TableError(f"{what} {path} not found")
-    try:
-        frame = pd.read_csv(path, encoding="utf-8")
-    except UnicodeDecodeError:
-        raise TableError(f"{what} {path} is not UTF-8 text; expected a CSV") from None
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise TableError(f"cannot read {what} {path}: {first}") from None
+    frame, path = read_csv_file(path, what)
     column = next((c for c in columns if c in frame.columns), None)
     if column is None or not ({"index", "arch"} & set(frame.columns)):
         want = " or ".join(repr(c) for c in columns)
