@@ -8,17 +8,22 @@ it to the shots and writes ``index``, ``arch``, ``accuracy`` for every architect
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import click
 
-from hwnas.search import TableError, UnknownNameError, list_spaces
+from hwnas.search import TableError, UnknownNameError, cache_root, list_spaces
 
 from .inputs import read_shots, refuse_same_file
 from .options import META_STEPS, SEED, SPACE, InFile, NameList, OutFile
 from .ui import progress
 
 __all__ = ["accuracy"]
+
+#: bump when the meta-training changes, so cached predictors are retrained
+CACHE_VERSION = "1"
 
 
 def _tables(space_name: str):
@@ -92,8 +97,13 @@ def adapt(space_name: str, shots_file: Path, out: Path, source_tasks: list[str] 
     meta = MetaAccuracyPredictor(feats, algo=algo, seed=seed, meta_steps=meta_steps)
     tasks = [AccuracyTask(s, feats.source_accuracy[:, j], feats.hidden_for(s))
              for j, s in enumerate(feats.sources)]
+    # cached as a checked .npz (never unpickled), like the latency predictor: a corrupt or
+    # foreign entry is retrained, an unwritable cache costs the next run the training only
+    key = hashlib.sha256(json.dumps([space_name, list(feats.sources), seed, algo, meta_steps,
+                                     CACHE_VERSION]).encode()).hexdigest()[:16]
+    path = cache_root() / "accuracy_meta" / f"{space_name}-{algo}-s{seed}-{key}.npz"
     with progress(f"meta-training on {len(tasks)} source tasks") as advance:
-        meta.meta_fit(tasks, progress=lambda done, total: advance(done, total, ""))
+        meta.meta_fit(tasks, progress=lambda done, total: advance(done, total, ""), cache=path)
     pred = meta.adapt(idx, acc)
     every = np.arange(len(tables))
     frame = pd.DataFrame({"index": every, "arch": [str(a) for a in tables.archs],

@@ -76,3 +76,21 @@ def test_unknown_space_and_missing_file(synthetic_data, tmp_path, capsys):
     assert _run(synthetic_data, "adapt", "--space", "nb201", "--shots",
                 str(tmp_path / "none.csv"), "--out", str(tmp_path / "o.csv")) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_adapt_caches_the_meta_trained_predictor_as_a_checked_file(synthetic_data, shots,
+                                                                    tmp_path, capsys):
+    import os
+    from pathlib import Path
+
+    args = ["adapt", "--space", "nb201", "--shots", _write(shots, tmp_path / "shots.csv"),
+            "--meta-steps", "2", "--seed", "1"]
+    assert _run(synthetic_data, *args, "--out", str(tmp_path / "a.csv")) == 0
+    (entry,) = (Path(os.environ["HWNAS_CACHE"]) / "accuracy_meta").glob("nb201-*.npz")
+    assert _run(synthetic_data, *args, "--out", str(tmp_path / "b.csv")) == 0  # from the cache
+    entry.write_bytes(b"not an archive")  # a corrupt entry is retrained, never a traceback
+    capsys.readouterr()
+    assert _run(synthetic_data, *args, "--out", str(tmp_path / "c.csv")) == 0
+    assert "cache" in capsys.readouterr().err  # said in one warning line
+    first = (tmp_path / "a.csv").read_bytes()
+    assert (tmp_path / "b.csv").read_bytes() == first == (tmp_path / "c.csv").read_bytes()
