@@ -10,11 +10,12 @@ is not counted, as in those papers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+from typing import TYPE_CHECKING
 
 from .space import Architecture, Space
+
+if TYPE_CHECKING:  # torch is imported when a network is measured, not with hwnas.search
+    import torch
 
 __all__ = ["ModelStats", "count_params", "count_macs", "model_stats"]
 
@@ -35,6 +36,9 @@ def count_params(model: torch.nn.Module) -> int:
 def count_macs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> float:
     """Multiply-accumulates (not millions) of one forward pass on a batch of one."""
     model.eval()
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     x = torch.zeros((1, *input_shape))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)

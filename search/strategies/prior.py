@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy.special import ndtri
-from scipy.stats import rankdata
 
 from ..errors import HwnasError
 from ..spaces.space import Architecture
@@ -56,6 +54,9 @@ class PriorFeatures:
 
     def __init__(self, archs: Sequence[Architecture], values: np.ndarray, names: Sequence[str],
                  log: Sequence[str] = ()):
+        from scipy.special import ndtri  # scipy loads when a prior is built
+        from scipy.stats import rankdata
+
         X = np.asarray(values, dtype=np.float64)
         if X.ndim == 1:
             X = X[:, None]
