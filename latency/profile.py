@@ -84,7 +84,10 @@ class Profiler:
         return {
             "space": self.space.name,
             "build_version": self.space.build_version,
-            "runtime": {k: v for k, v in rt.items() if k not in ("onnxruntime", "torch")},
+            "runtime": {k: v for k, v in rt.items()
+                        if k not in ("onnxruntime", "torch", "openvino")},
+            # a key of its own: stores written before it existed still resume
+            "numeric_precision": self.runtime.precision,
             "protocol": self.protocol.to_dict(),
             "reference": self.space.format(self.reference),
             "machine": {k: self.environment[k] for k in ("cpu_model", "gpu")},

@@ -31,6 +31,9 @@ __all__ = [
     "OrtCudaRuntime",
     "TorchCpuRuntime",
     "TorchCudaRuntime",
+    "OrtCpuInt8Runtime",
+    "OpenVinoCpuRuntime",
+    "OpenVinoCpuInt8Runtime",
     "get_runtime",
     "list_runtimes",
     "make_session",
@@ -78,6 +81,8 @@ class Runtime(ABC):
     """Times networks on one device with one software stack."""
 
     name: ClassVar[str]
+    #: numeric precision of the measured model (part of a table's identity)
+    precision: ClassVar[str] = "fp32"
 
     def __init__(self, config: RuntimeConfig | None = None):
         self.config = config or RuntimeConfig()
@@ -308,8 +313,87 @@ class TorchCudaRuntime(_TorchRuntime):
         return info
 
 
+# ---------------------------------------------------------------------- INT8 and OpenVINO
+class OrtCpuInt8Runtime(OrtCpuRuntime):
+    """ONNX Runtime CPU on the statically quantized QDQ model (:mod:`hwnas.latency.quantize`)."""
+
+    name = "ort-cpu-int8"
+    precision = "int8"
+
+    def session(self, space: Space, arch: Architecture) -> Any:
+        from .quantize import quantize_onnx
+
+        self.require()
+        return make_session(quantize_onnx(space, arch, self.config.batch), self.config,
+                            self.provider)
+
+    def describe(self) -> dict[str, Any]:
+        from .quantize import Calibration
+
+        return {**super().describe(), "quantization": "static QDQ, U8 activations, "
+                "per-channel S8 weights", "calibration": Calibration().describe()}
+
+
+class OpenVinoCpuRuntime(Runtime):
+    """OpenVINO on its CPU device, reading the same exported ONNX file; one infer request, the
+    latency hint, one stream, f32 inference precision set explicitly (else bf16 may be chosen)."""
+
+    name = "ov-cpu"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import openvino as ov
+        except ImportError as e:
+            return False, f"openvino cannot be imported ({e}); pip install openvino"
+        if "CPU" not in ov.Core().available_devices:
+            return False, "OpenVINO sees no CPU device"
+        return True, ""
+
+    def _model_path(self, space: Space, arch: Architecture) -> Path:
+        return export_onnx(space, arch, self.config.batch)
+
+    def timer(self, space: Space, arch: Architecture) -> Timer:
+        import openvino as ov
+
+        self.require()
+        core = ov.Core()
+        props: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                                 "INFERENCE_PRECISION_HINT": "f32"}
+        if self.config.intra_op_threads:
+            props["INFERENCE_NUM_THREADS"] = self.config.intra_op_threads
+        compiled = core.compile_model(str(self._model_path(space, arch)), "CPU", props)
+        request = compiled.create_infer_request()
+        x = _input(space, arch, self.config.batch)
+        return _wall_timer(lambda: request.infer({0: x}))
+
+    def describe(self) -> dict[str, Any]:
+        import openvino as ov
+
+        return {**super().describe(), "provider": "openvino-CPU", "openvino": ov.__version__,
+                "graph_optimization": "not used (OpenVINO compiles its own graph)"}
+
+
+class OpenVinoCpuInt8Runtime(OpenVinoCpuRuntime):
+    """OpenVINO CPU reading the same QDQ model as ``ort-cpu-int8`` (its own INT8 kernels)."""
+
+    name = "ov-cpu-int8"
+    precision = "int8"
+
+    def _model_path(self, space: Space, arch: Architecture) -> Path:
+        from .quantize import quantize_onnx
+
+        return quantize_onnx(space, arch, self.config.batch)
+
+    def describe(self) -> dict[str, Any]:
+        from .quantize import Calibration
+
+        return {**super().describe(), "quantization": "static QDQ, U8 activations, "
+                "per-channel S8 weights", "calibration": Calibration().describe()}
+
+
 _RUNTIMES: dict[str, type[Runtime]] = {
-    r.name: r for r in (OrtCpuRuntime, OrtCudaRuntime, TorchCpuRuntime, TorchCudaRuntime)
+    r.name: r for r in (OrtCpuRuntime, OrtCudaRuntime, TorchCpuRuntime, TorchCudaRuntime,
+                        OrtCpuInt8Runtime, OpenVinoCpuRuntime, OpenVinoCpuInt8Runtime)
 }
 
 

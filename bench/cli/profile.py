@@ -28,7 +28,7 @@ DEFAULT_ROUNDS = 1
 @click.command()
 @click.option("--space", "space_name", required=True, type=SPACE, help="nb201, fbnet or ofa.")
 @click.option("--runtime", "runtime_name", default="ort-cpu", show_default=True,
-              help="ort-cpu, ort-cuda, torch-cpu or torch-cuda.")
+              help="ort-cpu, ort-cpu-int8, ov-cpu, ov-cpu-int8, ort-cuda, torch-cpu or torch-cuda.")
 @click.option("--name", required=True, type=NAME,
               help="Device name (a folder under results/devices: letters, digits, '.', '_', '-').")
 @click.option("--archs", "n_archs", type=click.IntRange(min=1, max=10**7), default=None,
