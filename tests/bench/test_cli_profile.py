@@ -47,7 +47,7 @@ def test_profile_indices_file_then_use_the_table(capsys, synthetic_data, results
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--runtime", "tensorrt"], "unknown runtime 'tensorrt'; valid: ort-cpu, ort-cpu-int8, ort-cuda, ov-cpu"),
+    (["--runtime", "tensorrt"], "unknown runtime 'tensorrt'; valid: ort-cpu, ort-cpu-int8"),
     (["--runtime", "torch-cuda"], "runtime torch-cuda is not available here"),
     (["--archs", "0"], "--archs"),
     (["--archs", "2", "--indices", "/dev/null"], "give --archs N or --indices FILE, not both"),
