@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 
@@ -21,3 +24,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def shots_csv(tmp_path, synthetic_data) -> Path:
+    """12 measured and trained shots of the synthetic table (index, latency_ms, accuracy)."""
+    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv").head(12)
+    path = tmp_path / "shots.csv"
+    pd.DataFrame({"index": table["index"], "latency_ms": 1.0 + table.index / 10,
+                  "accuracy": table["cifar10_test_200ep"]}).to_csv(path, index=False)
+    return path

@@ -33,15 +33,6 @@ def one_line(code: int, err: str, *needles: str) -> None:
         assert n in err, (n, err)
 
 
-@pytest.fixture
-def shots_csv(tmp_path, synthetic_data) -> Path:
-    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv").head(12)
-    path = tmp_path / "shots.csv"
-    pd.DataFrame({"index": table["index"], "latency_ms": 1.0 + table.index / 10,
-                  "accuracy": table["cifar10_test_200ep"]}).to_csv(path, index=False)
-    return path
-
-
 @pytest.mark.parametrize("argv", [
     ["profile", "--space", "nb201", "--name", "b", "--archs", "1", "--seed", "-1"],
     ["search", "--space", "nb201", "--device", "dev_a", "--seed", "-1", "--budget", "3"],

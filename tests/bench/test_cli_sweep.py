@@ -7,22 +7,12 @@ import os
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from hwnas.bench import Problem, minimize
 from hwnas.search import HwnasError, MetricSource, Objective, get_space
 
 from .test_cli_boundary import one_line, run
-
-
-@pytest.fixture
-def shots_csv(tmp_path, synthetic_data):
-    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv").head(12)
-    path = tmp_path / "shots.csv"
-    pd.DataFrame({"index": table["index"], "latency_ms": 1.0 + table.index / 10,
-                  "accuracy": table["cifar10_test_200ep"]}).to_csv(path, index=False)
-    return path
 
 
 # ---------------------------------------------------------------- the command line
