@@ -60,6 +60,7 @@ def cli(data: Path | None) -> None:
 for _command in (spaces, devices, query, profile, search, latency, compare, report, quickstart,
                  accuracy):
     cli.add_command(_command)
+cli.add_command(__import__("hwnas.bench.cli.export", fromlist=["export"]).export)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import HwnasError, UnknownNameError
 from ..spaces.space import Architecture, Space, as_rng
+from .peers import PEER_STRATEGIES
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -162,6 +163,8 @@ STRATEGIES: dict[str, str | Callable[..., AskTell]] = {
     "guided": "hwnas.search.strategies.guided:PredictorGuided",
     "surrogate": "hwnas.search.strategies.surrogate:SurrogateParetoSearch",
     "exhaustive": "hwnas.search.strategies.base:ExhaustiveSearch",
+    # optuna's samplers and pymoo's algorithms (optional extras, imported when one is built)
+    **PEER_STRATEGIES,
 }
 
 
