@@ -7,8 +7,9 @@ The reusable parts of ``bench/scripts/search_benchmark.py`` (and of ``hwnas comp
   its true Pareto set is computed once, exhaustively (:func:`pareto_indices`).
 - :func:`run_strategy`: one hwnas strategy through :func:`hwnas.bench.minimize` (the one loop);
   :func:`run_pymoo_nsga2`: pymoo's NSGA-II on the same problem as integer variables, its ask/tell
-  interface wrapped as a strategy (:class:`PymooNSGA2`) and run through the same loop, whose
-  cache makes the budget count *unique* evaluations, as for every hwnas strategy.
+  interface wrapped as a strategy (:class:`~hwnas.search.strategies.peers_pymoo.PymooNSGA2`, the
+  registered ``pymoo:nsga2``) and run through the same loop, whose cache makes the budget count
+  *unique* evaluations, as for every hwnas strategy.
   Both return a :class:`RunTrace`: the table indices evaluated, in order, and timings.
 - :class:`FrontScorer`: front recall (by index), hypervolume ratio and IGD+ of the first ``b``
   unique evaluations of a trace, normalised by the true front's ideal and nadir points
@@ -30,6 +31,7 @@ from hwnas.search import (
     Space,
     pareto_mask,
 )
+from hwnas.search.strategies.peers_pymoo import PymooNSGA2
 from hwnas.search.tables.load import BenchmarkTables
 
 from .core import Problem, minimize
@@ -281,74 +283,6 @@ def _trace(problem: TabularProblem, name: str, seed: int, result: Any) -> RunTra
                     result.asks, result.skipped)
 
 
-class PymooNSGA2:
-    """pymoo's NSGA-II as an ask/tell strategy over a space's genes (integer variables).
-
-    The pymoo recipe for integer variables: ``IntegerRandomSampling``, SBX and polynomial mutation
-    on floats rounded by ``RoundingRepair`` (probability 1, ``eta`` 3 as in pymoo's documentation),
-    ``eliminate_duplicates=True``. ``ask`` returns a whole generation whatever ``n``; ``tell``
-    must receive all of it (an architecture outside the table cannot be told: an error).
-
-    Raises:
-        HwnasError: pymoo is not installed (``pip install hwnas[bench]``).
-    """
-
-    def __init__(self, space: Space, n_objectives: int = 2, seed: int | None = None,
-                 pop_size: int = 20, eta_crossover: float = 3.0, eta_mutation: float = 3.0):
-        try:
-            from pymoo.algorithms.moo.nsga2 import NSGA2
-        except ImportError:
-            raise HwnasError("pymoo's NSGA-II needs pymoo: pip install 'hwnas[bench]'") from None
-        from pymoo.core.problem import Problem as PymooProblem
-        from pymoo.operators.crossover.sbx import SBX
-        from pymoo.operators.mutation.pm import PM
-        from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.operators.sampling.rnd import IntegerRandomSampling
-
-        self.space, self.n_objectives, self.seed = space, n_objectives, seed
-        xu = space.n_choices - 1
-        self._problem = PymooProblem(n_var=len(space.genes), n_obj=n_objectives,
-                                     xl=np.zeros_like(xu), xu=xu, vtype=int)
-        self.algorithm = NSGA2(pop_size=pop_size, sampling=IntegerRandomSampling(),
-                               crossover=SBX(prob=1.0, eta=eta_crossover, vtype=float,
-                                             repair=RoundingRepair()),
-                               mutation=PM(prob=1.0, eta=eta_mutation, vtype=float,
-                                           repair=RoundingRepair()),
-                               eliminate_duplicates=True)
-        self.algorithm.setup(self._problem, termination=("n_gen", 10**9), seed=seed,
-                             verbose=False)
-        self._pop: Any = None
-        self._untold = False
-
-    def ask(self, n: int = 1) -> list[Architecture]:
-        if self._untold or self._pop is not None:
-            raise HwnasError("pymoo-nsga2: proposed an architecture outside the table")
-        pop = self.algorithm.ask()
-        if pop is None or len(pop) == 0:
-            return []
-        X = np.rint(pop.get("X").astype(np.float64)).astype(np.int64)
-        self._pop = pop
-        # pymoo's genes are every gene; from_genes canonicalises spaces with inactive genes
-        return [self.space.from_genes(x) for x in X]
-
-    def tell(self, archs: Sequence[Architecture], F: np.ndarray,
-             violation: np.ndarray | None = None) -> None:
-        from pymoo.core.evaluator import Evaluator
-        from pymoo.problems.static import StaticProblem
-
-        if self._pop is None:
-            raise HwnasError("pymoo-nsga2: told without an ask")
-        if len(archs) != len(self._pop):
-            # part of the generation went unevaluated: the budget ended inside it (the loop
-            # stops now), or an architecture had no value (the next ask refuses to go on)
-            self._untold = True
-            return
-        Evaluator().eval(StaticProblem(self._problem, F=np.asarray(F, dtype=np.float64)),
-                         self._pop)
-        self.algorithm.tell(infills=self._pop)
-        self._pop = None
-
-
 def run_pymoo_nsga2(problem: TabularProblem, seed: int, budget: int, pop_size: int = 20,
                     eta_crossover: float = 3.0, eta_mutation: float = 3.0) -> RunTrace:
     """pymoo's NSGA-II (:class:`PymooNSGA2`) until ``budget`` unique evaluations.
@@ -357,7 +291,7 @@ def run_pymoo_nsga2(problem: TabularProblem, seed: int, budget: int, pop_size: i
     a child seen in an earlier generation is served from the loop's cache, free and uncounted.
 
     Raises:
-        HwnasError: pymoo is not installed (``pip install hwnas[bench]``).
+        HwnasError: pymoo is not installed (``pip install "hwnas[pymoo]"``).
     """
     t0 = time.perf_counter()
     strategy = PymooNSGA2(problem.space, problem.n_objectives, seed, pop_size, eta_crossover,

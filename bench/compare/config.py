@@ -89,7 +89,9 @@ def _read_strategies(raw: dict[str, Any], path: Path,
             if leak:
                 raise ConfigError(f"{t.where}: prior {leak[0]!r} is an objective of problem "
                                   f"{pname!r}; a prior must be another task, device or table")
-        label = check_name(t.text("label", spec.name), f"{t.where}: strategy label")
+        # a peer's name (optuna:tpe) cannot name a folder: its default label is optuna-tpe
+        label = check_name(t.text("label", spec.name.replace(":", "-")),
+                           f"{t.where}: strategy label")
         if label in strategies:
             raise ConfigError(f"{t.where}: strategy label {label!r} is used twice (set 'label')")
         strategies[label] = spec
