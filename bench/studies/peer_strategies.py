@@ -177,6 +177,11 @@ def main() -> None:
                          "devices DEV+DEV+...; default: all); repeatable")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--verbose", action="store_true", help="a line per finished run")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the finished runs of OUT.partial.jsonl and run the others")
+    ap.add_argument("--from-partial", action="store_true",
+                    help="run nothing: report the runs OUT.partial.jsonl holds (a run that was "
+                         "stopped), said so in the output")
     ap.add_argument("--out", default="results/benchmarks/peer_strategies.json")
     args = ap.parse_args()
 
@@ -219,12 +224,20 @@ def main() -> None:
         marks = sorted({b for b in budgets if b <= top} | {top})
         jobs += [(key, s, seed, marks) for seed in range(n_seeds)
                  for key, d in problems.items() if d in devs]
-    # the slow ones first, so the pool does not end on one long run
-    slow = [*limits, "pymoo:moead", "pymoo:agemoea", "optuna:nsga2", "optuna:nsga3"]
-    jobs.sort(key=lambda j: (slow.index(j[1]) if j[1] in slow else len(slow), j[2]))
+    # device by device (seed by seed), every strategy on one before the next: a run stopped
+    # early has compared all of them on the devices it reached; the limited ones go first
+    order = {d: i for i, d in enumerate(problems)}
+    jobs.sort(key=lambda j: (j[1] not in limits, j[2], order[j[0]]))
     print(f"{len(jobs)} runs on {args.jobs} processes", file=sys.stderr)
     runs: list[dict] = []
     partial = Path(f"{args.out}.partial.jsonl")
+    planned = len(jobs)
+    if (args.from_partial or args.resume) and partial.is_file():
+        runs = [json.loads(line) for line in partial.read_text().splitlines() if line]
+        runs = [r for r in runs if "error" not in r]
+        done = {(r["problem"], r["strategy"], r["seed"]) for r in runs}
+        jobs = [] if args.from_partial else [j for j in jobs if j[:3] not in done]
+        print(f"{len(runs)} runs from {partial}, {len(jobs)} to run", file=sys.stderr)
     with mp.get_context("fork").Pool(args.jobs) as pool:
         for r in pool.imap_unordered(_job, jobs, chunksize=1):
             runs.append(r)
@@ -255,8 +268,10 @@ def main() -> None:
         limit_note,
         f"Median recall@{max(budgets)} per device:\n",
         device_table(summary, problems, max(budgets)), "",
-        f"{len(runs) - len(errors)} runs ok, {len(errors)} failed; {total:.0f} s on "
-        f"{args.jobs} processes.",
+        f"{len(runs) - len(errors)} runs ok, {len(errors)} failed"
+        + (f" of {planned} planned: the run was stopped, this reports the runs it finished"
+           if len(runs) < planned else "")
+        + (f"; {total:.0f} s on {args.jobs} processes." if not args.from_partial else "."),
     ])
     print(report)
     record = {"benchmark": "peer_strategies", "space": "nb201", "task": TASK,
@@ -272,5 +287,6 @@ def main() -> None:
               "total_s": total, "versions": _versions()}
     atomic_write_text(args.out, json.dumps(record, indent=1, default=float) + "\n")
     atomic_write_text(Path(args.out).with_suffix(".md"), report + "\n")
-    partial.unlink(missing_ok=True)
+    if not args.from_partial:
+        partial.unlink(missing_ok=True)
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}", file=sys.stderr)

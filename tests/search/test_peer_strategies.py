@@ -1,4 +1,4 @@
-"""optuna's samplers and pymoo's algorithms as registered strategies (hwnas.search.strategies.peers).
+"""optuna's samplers and pymoo's algorithms as registered strategies (search/strategies/peers*).
 
 Each runs 30 unique evaluations of a small made problem (two conflicting objectives of NB201's
 genes) through the one loop: same seed, same records; the budget counts unique architectures only
