@@ -15,8 +15,11 @@ NSGA-III's population: 20 rather than 50, as hwnas's NSGA-II and pymoo's here, s
 evaluations are more than a handful of generations.
 
 Each ``ask`` opens trials; each ``tell`` completes the trials of the architectures told, in the
-order asked. An asked trial still open at the next ``ask`` (its architecture had no value, or
-the budget ended) is marked failed, which every sampler ignores. An architecture told without
+order asked. An asked trial still open at the next ``ask`` (its architecture had no value) is
+completed at the worst value of each objective told so far, infeasible where the sampler takes
+constraints, with user attribute ``missing``: a failed trial would teach the sampler nothing, and
+GP or TPE would propose the same architecture again and again (failed only while nothing has a
+value yet). An architecture told without
 being asked (a warm start) is added as a completed trial. optuna may propose an architecture it
 has seen; the loop tells it the known value again, and the budget does not move.
 """
@@ -122,6 +125,7 @@ class OptunaStrategy:
             self.study = optuna.create_study(directions=["minimize"] * n_objectives,
                                              sampler=self._sampler(optuna, seed))
         self._open: list[tuple[Architecture, Any]] = []  # asked, not yet told, in ask order
+        self._worst: np.ndarray | None = None  # the worst value of each objective told so far
 
     def _sampler(self, optuna: Any, seed: int | None) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -153,6 +157,7 @@ class OptunaStrategy:
         with _quiet(optuna):
             for arch, f, vi in zip(archs, F, v, strict=True):
                 values = [float(x) for x in f]
+                self._worst = f.copy() if self._worst is None else np.maximum(self._worst, f)
                 k = next((i for i, (a, _) in enumerate(self._open) if a == arch), None)
                 if k is None:
                     self.study.add_trial(optuna.trial.create_trial(
@@ -161,12 +166,15 @@ class OptunaStrategy:
                         **self._constraint_of(float(vi))))
                     continue
                 _, trial = self._open.pop(k)
-                if self.constrained:
-                    if _new_constraints(optuna):
-                        trial.set_constraint(CONSTRAINT_ATTR, float(vi))
-                    else:
-                        trial.set_user_attr(CONSTRAINT_ATTR, [float(vi)])
-                self.study.tell(trial, values)
+                self._complete(trial, values, float(vi))
+
+    def _complete(self, trial: Any, values: list[float], violation: float) -> None:
+        if self.constrained:
+            if _new_constraints(self._optuna):
+                trial.set_constraint(CONSTRAINT_ATTR, violation)
+            else:
+                trial.set_user_attr(CONSTRAINT_ATTR, [violation])
+        self.study.tell(trial, values)
 
     def _constraint_of(self, violation: float) -> dict[str, Any]:
         """``create_trial`` keywords carrying a violation, as this optuna takes them."""
@@ -183,10 +191,14 @@ class OptunaStrategy:
         return {"constraints_func": _constraints}
 
     def _fail_open(self) -> None:
-        """Trials asked but never told (no value, or the budget ended) fail: samplers skip them."""
+        """Trials asked but never told (no value): at the worst values seen, infeasible."""
         with _quiet(self._optuna):
             for _, trial in self._open:
-                self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+                if self._worst is None:
+                    self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+                    continue
+                trial.set_user_attr("missing", True)
+                self._complete(trial, self._worst.tolist(), 1.0)
         self._open.clear()
 
 

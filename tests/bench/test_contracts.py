@@ -13,8 +13,10 @@ from hwnas.search import HwnasError, get_space, list_strategies
 BUDGET = 15
 SMALL = {"evolution": {"population": 6, "sample_size": 3}, "nsga2": {"population": 6},
          "reinforce": {}, "guided": {}, "surrogate": {}, "local": {},
-         # two GP asks per run: each refits a Gaussian process (seconds on a loaded host)
-         "optuna:gp": {"n_startup_trials": 13}, "pymoo:nsga2": {"pop_size": 6}}
+         # one GP ask per run: each refits a Gaussian process (seconds on a loaded host)
+         "optuna:gp": {"n_startup_trials": BUDGET - 1}, "pymoo:nsga2": {"pop_size": 6}}
+#: GP's asks take seconds; AGE-MOEA compiles its numba kernels on its first run
+SLOW_STRATEGIES = {"optuna:gp", "pymoo:agemoea"}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,8 @@ def _strategy(name: str, problem, seed: int):
 STRATEGY_NAMES = [*list_strategies(), "pymoo-nsga2"]
 
 
-@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n in SLOW_STRATEGIES else n for n in STRATEGY_NAMES])
 def test_strategy_contract(name, tab):
     def run(seed, holes=False):
         problem = CountingProblem(tab, holes)

@@ -20,7 +20,7 @@ from hwnas.search.strategies.peers import PEER_STRATEGIES, PeerLibraryError
 BUDGET = 30
 SPACE = get_space("nb201")
 #: GP refits a Gaussian process on every ask: a few asks only
-OPTIONS = {"optuna:gp": {"n_startup_trials": BUDGET - 4}}
+OPTIONS = {"optuna:gp": {"n_startup_trials": BUDGET - 2}}
 #: GP's asks take seconds; AGE-MOEA's first run compiles its numba kernels
 SLOW = {"optuna:gp", "pymoo:agemoea"}
 PEERS = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in PEER_STRATEGIES]
@@ -82,16 +82,16 @@ def test_a_repeated_proposal_is_told_again_and_costs_nothing():
     assert len(problem.evaluated) == BUDGET
 
 
-# (TPE is left out: told repeats of its best trials again and again, it keeps proposing them,
-# a thousand free asks here; the strategy contract covers it on a table with holes)
-@pytest.mark.parametrize("name", ["optuna:random", "pymoo:nsga2"])
+# an architecture without a value is told at the worst values seen, infeasible: told nothing
+# (a failed trial), TPE and GP would propose it again and again
+@pytest.mark.parametrize("name", ["optuna:tpe", "pymoo:nsga2"])  # GP: the strategy contract
 def test_unevaluable_proposals_are_skipped_not_told(name):
     def holes(archs):
         F, _, v = MadeProblem()(archs)
         F[[a.genes[0] == 0 for a in archs]] = np.nan  # a fifth of the space has no value
         return F, F, v
 
-    strategy = create_strategy(name, SPACE, 2, seed=0)
+    strategy = create_strategy(name, SPACE, 2, seed=0, **OPTIONS.get(name, {}))
     result = run_search(strategy, holes, BUDGET)
     assert len(result.records) == BUDGET and result.skipped > 0
     assert all(r.arch.genes[0] != 0 for r in result.records)
