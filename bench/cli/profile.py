@@ -166,7 +166,7 @@ def _profile_remote(space: Any, runtime: Any, protocol: Any, out: Path, name: st
         if len(results) > 1:
             click.echo(f"device {r.device}:")
         _report(r.table, r.out_dir)
-        rows = r.table.meta["remote"]["rows_by_agent"]
+        rows = r.table.meta["remote"]["measurements_by_agent"]
         click.echo("measured by " + ", ".join(f"{a} ({n})" for a, n in sorted(rows.items())))
 
 

@@ -523,14 +523,15 @@ class FarmProfiler(Profiler):
         rows = store.measurements()
         if only is not None:
             rows = rows[rows["arch"].isin(only)]
-        by_agent = rows[rows["status"] == "ok"].groupby(
-            rows["agent"].fillna("this host"))["arch"].nunique()
+        ok = rows[rows["status"] == "ok"]
+        by_agent = ok.groupby(ok["agent"].fillna("this host")).size()
         table.meta["remote"] = {
             "wire_protocol": WIRE_PROTOCOL,
             "backend": self.backend,
             "agents": [{**a.info.describe(), "dropped": a.dropped} for a in self.agents
                        if a.info is not None],
-            "rows_by_agent": {str(k): int(v) for k, v in by_agent.items()},
+            # measurements (architecture x round) of the table, by the agent that made them
+            "measurements_by_agent": {str(k): int(v) for k, v in by_agent.items()},
         }
         table.write(self.out_dir)
         return table
