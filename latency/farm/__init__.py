@@ -10,15 +10,8 @@ from .client import (
     check_url,
     read_token,
 )
-from .scheduler import (
-    BACKENDS,
-    FarmProfiler,
-    FarmUnavailableError,
-    RemoteProfile,
-    backend_for,
-    connect,
-    profile_remote,
-)
+from .remote import RemoteProfile, connect, profile_remote
+from .scheduler import BACKENDS, FarmProfiler, FarmUnavailableError, backend_for
 
 __all__ = [
     "BACKENDS",
