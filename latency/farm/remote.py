@@ -136,7 +136,7 @@ def profile_remote(space: Space, runtime: Runtime, protocol: MeasurementProtocol
                    out_dir: str | Path, name: str, urls: Sequence[str], token: str,
                    targets: Sequence[Target], table: str = "request",
                    progress: Progress | None = None, deadline: float = 300.0,
-                   timeout_s: float = 120.0) -> list[RemoteProfile]:
+                   timeout_s: float = 120.0, max_backoff: float = 15.0) -> list[RemoteProfile]:
     """Profile ``targets`` through the agents at ``urls``: one table per device.
 
     Agents reporting one device name form a farm and write ``out_dir``; when the agents are of
@@ -162,7 +162,7 @@ def profile_remote(space: Space, runtime: Runtime, protocol: MeasurementProtocol
                               out_dir / _folder_name(device) if several else out_dir,
                               device if several else name, agents, table=table,
                               deadline=deadline, timeout_s=timeout_s, stop=stop,
-                              pending=pending)
+                              pending=pending, max_backoff=max_backoff)
                  for device, agents in farms.items()]
     try:
         with ExitStack() as locks:

@@ -142,6 +142,7 @@ class FarmProfiler(Profiler):
         max_lost: connections lost while measuring one architecture before it is recorded as
             failed (a model that brings agents down must not stall the profile).
         stop: set by the caller to end the profile early (as after Ctrl-C).
+        max_backoff: the longest wait between two tries of an agent that went away.
 
     Example:
         >>> farms = connect(["http://127.0.0.1:8765"], token, "ort-cpu")       # doctest: +SKIP
@@ -155,7 +156,8 @@ class FarmProfiler(Profiler):
                  out_dir: str | Path, name: str,
                  agents: Sequence[tuple[AgentClient, AgentInfo]], table: str = "store",
                  deadline: float = 300.0, timeout_s: float = 120.0, max_lost: int = MAX_LOST,
-                 stop: threading.Event | None = None, pending: Sequence[AgentClient] = ()):
+                 stop: threading.Event | None = None, pending: Sequence[AgentClient] = (),
+                 max_backoff: float = 15.0):
         super().__init__(space, runtime, protocol, out_dir, name, table)
         if not agents:
             raise FarmError("a farm needs at least one agent")
@@ -164,6 +166,7 @@ class FarmProfiler(Profiler):
         self.agents = [_Agent(c, i) for c, i in agents] + [
             _Agent(c, None, down=True, reason="not answering yet") for c in pending]
         self.deadline, self.timeout_s, self.max_lost = deadline, timeout_s, max_lost
+        self.max_backoff = max_backoff
         self.stop = stop or threading.Event()
         # the machine that measures is the agents' (a farm is one kind of device)
         env = dict(self.agents[0].info.environment)
@@ -312,7 +315,7 @@ class FarmProfiler(Profiler):
         while not finished.is_set():
             if agent.down:  # back off, then ask /v1/info before taking work again
                 failures += 1
-                if finished.wait(_backoff(failures)):
+                if finished.wait(_backoff(failures, cap=self.max_backoff)):
                     return
                 try:
                     info = agent.client.info()
