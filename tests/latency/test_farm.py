@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,6 +30,7 @@ from hwnas.latency.farm import (
     profile_remote,
 )
 from hwnas.search import get_space
+from hwnas.search.tables import load_tables
 
 FAST = MeasurementProtocol(warmup_runs=2, min_runs=5, max_runs=10, rounds=2)
 ONE = MeasurementProtocol(warmup_runs=2, min_runs=5, max_runs=10, rounds=1)
@@ -37,7 +39,10 @@ TOKEN, WRONG = "farm-test-token", "not-the-token"
 
 
 def targets(n: int, seed: int = 0) -> list[Target]:
-    return [Target(a, i) for i, a in enumerate(dict.fromkeys(SPACE.sample_batch(n, seed)))]
+    """The draw of ``hwnas profile --archs n --seed seed``: every test exports the same few."""
+    tables = load_tables("nb201")
+    idx = np.random.default_rng(seed).choice(len(tables), n, replace=False)
+    return [Target(tables.archs[i], int(i)) for i in idx]
 
 
 class Agent:
@@ -280,7 +285,7 @@ def test_a_farm_survives_a_killed_agent_and_drops_a_wrong_token(agents, tmp_path
 @pytest.mark.slow
 def test_agents_of_two_devices_give_one_table_each(agents, tmp_path):
     a, d = agents["a"], agents["d"]
-    ts = targets(3, seed=1)
+    ts = targets(4)[:3]
     results = profile_remote(SPACE, get_runtime("ort-cpu"), ONE, tmp_path, "lab",
                              [a.url, d.url], TOKEN, ts, deadline=60)
     assert sorted(r.device for r in results) == ["box", "other"]
@@ -297,7 +302,7 @@ def test_a_watchdog_failure_is_a_failed_row_and_profiling_goes_on(agents, tmp_pa
     a = agents["a"]
     with AgentClient(a.url, TOKEN) as client:
         info = client.info()
-        ts = targets(2, seed=2)
+        ts = targets(4)[2:]
         # a watchdog shorter than any measurement: the agent kills its worker and says why
         profiler = FarmProfiler(SPACE, get_runtime("ort-cpu"), ONE, tmp_path, "box",
                                 [(client, info)], timeout_s=0.001)
@@ -322,7 +327,7 @@ def test_the_deadline_stops_the_profile_and_a_rerun_resumes(agents, capsys, tmp_
     """Last of the module: it kills agent d for good."""
     d = agents["d"]
     out = tmp_path / "other"
-    args = ["--remote", d.url, "--token-file", str(token_file), "--archs", "4", "--seed", "3",
+    args = ["--remote", d.url, "--token-file", str(token_file), "--archs", "4", "--seed", "0",
             "--rounds", "1", "--remote-deadline", "2", "--out", str(out)]
     watcher = when_rows(out, 2, d.kill)
     with warnings.catch_warnings():
