@@ -190,6 +190,7 @@ class Worker:
         self._ctx = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        #: the first worker's ready message: {"environment": ..., "backends": [...]}
         self.info_: dict[str, Any] | None = None
 
     @property
@@ -224,8 +225,10 @@ class Worker:
         if not ready.get("ready"):
             self.stop()
             raise AgentError(f"the measuring worker cannot run here: {ready.get('error')}")
-        self.info_ = ready
-        return ready
+        # the first ready message stands: a replacement worker on the same machine describes the
+        # same environment, and the digest a host has seen must not change with a restart
+        self.info_ = self.info_ or ready
+        return self.info_
 
     def measure(self, job: dict[str, Any], models: dict[str, bytes],
                 timeout_s: float) -> dict[str, Any]:
