@@ -224,11 +224,15 @@ def create_app(agent: Agent) -> Starlette:
         yield
         agent.worker.stop()
 
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        # still one JSON line, as every error body; the traceback goes to uvicorn's log
+        return _error(500, f"internal error in the agent: {type(exc).__name__}: {exc}"[:300])
+
     app = Starlette(
         routes=[Route("/v1/info", info, methods=["GET"]),
                 Route("/v1/models/{sha}", put_model, methods=["PUT"]),
                 Route("/v1/measure", post_measure, methods=["POST"])],
-        exception_handlers={WireError: wire_error, HTTPException: http_error},
+        exception_handlers={WireError: wire_error, HTTPException: http_error, Exception: bug},
         lifespan=lifespan,
     )
     app.add_middleware(_TokenGate, token=settings.token)

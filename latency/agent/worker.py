@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+import signal
 import time
 from collections import OrderedDict
 from multiprocessing.connection import Connection
@@ -155,6 +156,9 @@ def _run(job: dict[str, Any], blobs: dict[str, bytes],
 def worker_main(conn: Connection) -> None:
     """The worker process: report readiness (environment, backends), then measure jobs until the
     pipe closes. A job is one JSON message followed by the bytes of each model it names."""
+    # Ctrl-C in the agent's terminal reaches the whole process group; the server decides when
+    # the worker ends (it closes the pipe or kills it), so the worker ignores it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ready = {"ready": True, "environment": describe_environment(),
                  "backends": available_backends()}

@@ -356,6 +356,17 @@ def test_agent_extra_lists_what_the_agent_imports():
     assert not third_party & set(BLOCKED)
 
 
+def test_the_agent_times_with_the_local_profile_s_code():
+    """Reused, not copied: the worker's protocol, session and timer are the local runtime's."""
+    from hwnas.latency import protocol, runtime, session
+    from hwnas.latency.agent import worker
+
+    assert worker.measure is protocol.measure and worker.measure_pair is protocol.measure_pair
+    assert worker.make_session is runtime.make_session is session.make_session
+    assert worker.wall_timer is runtime._wall_timer
+    assert worker.RuntimeConfig is runtime.RuntimeConfig
+
+
 @pytest.mark.parametrize("package", ["hwnas.search", "hwnas.latency", "hwnas.bench",
                                      "hwnas.latency.agent"])
 def test_lazy_packages_resolve_every_public_name(package):
