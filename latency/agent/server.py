@@ -118,11 +118,17 @@ class Agent:
         return self.worker.start()
 
     @property
+    def ready(self) -> dict[str, Any]:
+        """The worker's ready message, from its first start: the environment and backends do not
+        change when a killed worker is replaced, and /v1/info must not wait for a restart."""
+        return self.worker.info_ if self.worker.info_ is not None else self.start()
+
+    @property
     def environment(self) -> dict[str, Any]:
-        return self.start()["environment"]
+        return self.ready["environment"]
 
     def info(self) -> dict[str, Any]:
-        ready = self.start()
+        ready = self.ready
         return {"protocol": PROTOCOL_VERSION, "agent": _hwnas_version(),
                 "device": self.settings.device, "backends": ready["backends"],
                 "environment": ready["environment"], "busy": self.busy,
@@ -188,7 +194,7 @@ def create_app(agent: Agent) -> Starlette:
         job = {"model": req.model, "reference": req.reference, "backend": req.backend,
                "config": dataclasses.asdict(req.config), "protocol": req.protocol.to_dict()}
         try:
-            backends = (await run_in_threadpool(agent.start))["backends"]
+            backends = (await run_in_threadpool(lambda: agent.ready))["backends"]
             if req.backend not in backends:
                 raise WireError(400, f"backend {req.backend} is not available on this device; "
                                      f"valid: {', '.join(backends)}")
@@ -218,11 +224,15 @@ def create_app(agent: Agent) -> Starlette:
         yield
         agent.worker.stop()
 
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        # still one JSON line, as every error body; the traceback goes to uvicorn's log
+        return _error(500, f"internal error in the agent: {type(exc).__name__}: {exc}"[:300])
+
     app = Starlette(
         routes=[Route("/v1/info", info, methods=["GET"]),
                 Route("/v1/models/{sha}", put_model, methods=["PUT"]),
                 Route("/v1/measure", post_measure, methods=["POST"])],
-        exception_handlers={WireError: wire_error, HTTPException: http_error},
+        exception_handlers={WireError: wire_error, HTTPException: http_error, Exception: bug},
         lifespan=lifespan,
     )
     app.add_middleware(_TokenGate, token=settings.token)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+import signal
 import time
 from collections import OrderedDict
 from multiprocessing.connection import Connection
@@ -155,6 +156,9 @@ def _run(job: dict[str, Any], blobs: dict[str, bytes],
 def worker_main(conn: Connection) -> None:
     """The worker process: report readiness (environment, backends), then measure jobs until the
     pipe closes. A job is one JSON message followed by the bytes of each model it names."""
+    # Ctrl-C in the agent's terminal reaches the whole process group; the server decides when
+    # the worker ends (it closes the pipe or kills it), so the worker ignores it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ready = {"ready": True, "environment": describe_environment(),
                  "backends": available_backends()}
@@ -190,6 +194,7 @@ class Worker:
         self._ctx = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        #: the first worker's ready message: {"environment": ..., "backends": [...]}
         self.info_: dict[str, Any] | None = None
 
     @property
@@ -224,8 +229,10 @@ class Worker:
         if not ready.get("ready"):
             self.stop()
             raise AgentError(f"the measuring worker cannot run here: {ready.get('error')}")
-        self.info_ = ready
-        return ready
+        # the first ready message stands: a replacement worker on the same machine describes the
+        # same environment, and the digest a host has seen must not change with a restart
+        self.info_ = self.info_ or ready
+        return self.info_
 
     def measure(self, job: dict[str, Any], models: dict[str, bytes],
                 timeout_s: float) -> dict[str, Any]:
