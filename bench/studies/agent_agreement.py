@@ -7,8 +7,11 @@ alternating between repeats (local first, then agent first, ...) so that a slow 
 host does not land on one side only. Reported: the median over architectures of the ratio
 agent / local (each side's latency the median of its repeats; goal 1.00 +- 0.03), Spearman's rho
 between the two (goal >= 0.98), and as the noise floor the same statistics between two local
-repeats and between two agent repeats. Exports are made beforehand, so timings compare
-profiling, not exporting.
+repeats and between two agent repeats. Also the same for the per-measurement paired ratio
+(latency / the reference timed in alternating chunks with it), which the host's state cancels
+from, so it separates what the agent changes from how the host's speed moved between profiles
+(each profile's table is that ratio x its own reference level). Exports are made beforehand, so
+timings compare profiling, not exporting.
 
 Usage:
     python bench/scripts/agent_agreement.py --archs 40 --seed 0 --repeats 2 \\
@@ -34,6 +37,7 @@ from hwnas.bench import load_tables
 from hwnas.latency import (
     MeasurementProtocol,
     Profiler,
+    ProfileStore,
     Target,
     atomic_write_text,
     describe_environment,
@@ -100,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             client = AgentClient(url, token.read_text().strip())
             info = client.info()
             runs: dict[str, list[np.ndarray]] = {"local": [], "agent": []}
+            # latency / interleaved reference, per measurement: free of the host's state
+            paired: dict[str, list[np.ndarray]] = {"local": [], "agent": []}
+            levels: dict[str, list[float]] = {"local": [], "agent": []}
             seconds: dict[str, list[float]] = {"local": [], "agent": []}
             for rep in range(args.repeats):
                 for side in (("local", "agent") if rep % 2 == 0 else ("agent", "local")):
@@ -113,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                     seconds[side].append(time.perf_counter() - t0)
                     lat = table.frame.set_index("arch")["latency_ms"]
                     runs[side].append(lat.reindex(texts).to_numpy(np.float64))
+                    with ProfileStore(out) as store:
+                        rows = store.measurements().set_index("arch")
+                    paired[side].append(rows["ratio"].reindex(texts).to_numpy(np.float64))
+                    levels[side].append(float(table.meta["precision"]["reference_level_ms"]))
                     print(f"repeat {rep} {side}: {seconds[side][-1]:.0f} s, "
                           f"{int(lat.notna().sum())} architectures", flush=True)
             client.close()
@@ -122,10 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     local = np.median(np.vstack(runs["local"]), axis=0)
     agent = np.median(np.vstack(runs["agent"]), axis=0)
     keep = np.isfinite(local) & np.isfinite(agent)
+    local_r = np.median(np.vstack(paired["local"]), axis=0)
+    agent_r = np.median(np.vstack(paired["agent"]), axis=0)
+    keep_r = np.isfinite(local_r) & np.isfinite(agent_r)
     result: dict[str, Any] = {
         "archs": args.archs, "seed": args.seed, "repeats": args.repeats,
         "protocol": protocol.to_dict(), "runtime": "ort-cpu", "measured": int(keep.sum()),
         "agent_vs_local": agreement(local[keep], agent[keep]),
+        "paired_ratio_agent_vs_local": agreement(local_r[keep_r], agent_r[keep_r]),
+        "reference_level_ms": levels,
         "goal": {"median_ratio": "1.00 +- 0.03", "spearman": ">= 0.98"},
         "seconds_per_profile": seconds,
         "environment": describe_environment(),
@@ -140,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"agent / local: median ratio {g['median_ratio']:.3f} (p10 {g['p10_ratio']:.3f}, p90 "
           f"{g['p90_ratio']:.3f}), Spearman {g['spearman']:.4f} over {int(keep.sum())} "
           "architectures")
+    g = result["paired_ratio_agent_vs_local"]
+    print(f"latency / reference, agent / local: median ratio {g['median_ratio']:.3f} (p10 "
+          f"{g['p10_ratio']:.3f}, p90 {g['p90_ratio']:.3f}), Spearman {g['spearman']:.4f}")
+    print("reference level ms: " + ", ".join(f"{k} {', '.join(f'{x:.2f}' for x in v)}"
+                                            for k, v in levels.items()))
     for side in ("local", "agent"):
         if f"{side}_repeat_vs_repeat" in result:
             n = result[f"{side}_repeat_vs_repeat"]
