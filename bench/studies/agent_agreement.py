@@ -53,14 +53,16 @@ __all__ = ["agreement", "main", "start_agent"]
 
 def start_agent(token_file: Path, device: str = "loopback") -> tuple[subprocess.Popen, str]:
     """``hwnas agent serve`` on a free loopback port; returns the process and its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hwnas.bench", "agent", "serve", "--host", "127.0.0.1",
-         "--port", "0", "--token-file", str(token_file), "--device-name", device],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = token_file.with_name("agent.log")
+    with log.open("a") as err:  # a file, not a pipe: a full pipe nobody reads stalls the agent
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hwnas.bench", "agent", "serve", "--host", "127.0.0.1",
+             "--port", "0", "--token-file", str(token_file), "--device-name", device],
+            stdout=subprocess.PIPE, stderr=err, text=True)
     line = proc.stdout.readline()
     if "serving" not in line:
         proc.kill()
-        raise RuntimeError(f"the agent did not start: {line}{proc.stderr.read()}")
+        raise RuntimeError(f"the agent did not start: {line}{log.read_text()}")
     return proc, "http://" + line.split("http://")[1].split()[0]
 
 

@@ -52,6 +52,7 @@ class Agent:
         self.device, self.token = device, token
         self.token_file = folder / f"{device}-{id(self)}.token"
         self.token_file.write_text(token + "\n")
+        self.log = folder / f"{device}-{id(self)}.log"
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
@@ -61,11 +62,12 @@ class Agent:
 
     def start(self) -> Agent:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hwnas.bench", "agent", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--token-file", str(self.token_file),
-             "--device-name", self.device],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with self.log.open("a") as err:  # a file: a pipe nobody reads would stall the agent
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hwnas.bench", "agent", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--token-file", str(self.token_file),
+                 "--device-name", self.device],
+                env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         return self
 
     def ready(self, timeout: float = 120.0) -> Agent:
@@ -73,7 +75,7 @@ class Agent:
         assert self.proc is not None
         if not self.port:
             line = self.proc.stdout.readline()
-            assert "serving" in line, self.proc.stderr.read()
+            assert "serving" in line, self.log.read_text()
             self.port = int(line.split("http://127.0.0.1:")[1].split()[0])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -84,7 +86,7 @@ class Agent:
                     return self
             except httpx.TransportError:
                 pass
-            assert self.proc.poll() is None, self.proc.stderr.read()
+            assert self.proc.poll() is None, self.log.read_text()
             time.sleep(0.1)
         raise AssertionError(f"agent {self.url} did not start in {timeout} s")
 
