@@ -194,7 +194,7 @@ def _strategies_page(problems: Sequence[ProblemRuns], scores: Sequence[pd.DataFr
     if cmp is None:
         body.append("<p>No ranking: it needs two strategies run on the same problems.</p>")
     else:
-        body += [f"<h2>Strategies over {html.escape(cmp.blocks)}</h2><p class=\"note\">Average "
+        body += [f"<h2>Average ranks over {html.escape(cmp.blocks)}</h2><p class=\"note\">Average "
                  "ranks by hypervolume ratio at the last budget (Demšar, JMLR 2006). Friedman "
                  f"test (Iman-Davenport F): p = {cmp.friedman_p:.3g}. Strategies joined by a "
                  "bar differ by less than Nemenyi's critical difference "

@@ -335,8 +335,11 @@ def studies_fronts_figure(problems: Sequence[ProblemRuns], scores: Sequence[pd.D
             c = colours.get(source, "black")
             part = part.sort_values(x)
             data, tpl = _hover(part, names, f"{problem.name}: {source}")
+            # a staircase joins the points of a 2-objective front; a projection of a 3-objective
+            # front is no staircase, so its points stand alone
             fig.add_trace(go.Scatter(
-                x=part[x], y=part[y], mode="lines+markers", name=f"{problem.name}: {source}",
+                x=part[x], y=part[y], mode="lines+markers" if len(names) == 2 else "markers",
+                name=f"{problem.name}: {source}",
                 line={"color": c, "shape": "hv", "width": 1, "dash": _DASHES[j % len(_DASHES)]},
                 marker={"symbol": _SYMBOLS[j % len(_SYMBOLS)], "size": 8, "color": c},
                 customdata=data, hovertemplate=tpl))
@@ -354,6 +357,13 @@ def cd_figure(cmp: RankComparison) -> Any:
     k = len(cmp.ranks)
     fig = go.Figure()
     half = (k + 1) // 2
+    # the rank axis, with a tick at every whole rank
+    fig.add_trace(go.Scatter(x=[1, k], y=[0, 0], mode="lines", line={"color": "#333", "width": 1.5},
+                             hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=[v for r in range(1, k + 1) for v in (r, r, None)],
+                             y=[v for _ in range(k) for v in (0, 0.08, None)], mode="lines",
+                             line={"color": "#333", "width": 1.5}, hoverinfo="skip",
+                             showlegend=False))
     for i, (name, rank) in enumerate(cmp.ranks.items()):
         # the better half is labelled on the left, the rest on the right (Demšar's layout)
         left = i < half
