@@ -62,7 +62,10 @@ def build_report(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
                  predictions: Sequence[str | os.PathLike[str]] = (),
                  scatter: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]] = (),
                  ) -> dict[str, Any]:
-    """Write ``out/report.html`` (self-contained), ``out/report.md`` and ``out/*.png``.
+    """Write the interactive report (``out/index.html``, ``out/strategies.html`` and a
+    ``out/problem_*.html`` per problem, see :mod:`.pages`) and the static one
+    (``out/report.html``, self-contained, ``out/report.md`` and ``out/*.png``), each file
+    atomically. Predictor tables and predicted-vs-measured figures are in the static report.
 
     Args:
         inputs: compare folders and search run folders.

@@ -15,8 +15,10 @@ needed in a test).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -193,6 +195,21 @@ class Chromium:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
+class _Links(HTMLParser):
+    """The src and href of every element (script bodies are text to the parser, not tags)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.meta: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.urls += [a[k] for k in ("src", "href") if a.get(k)]
+        if tag == "meta" and a.get("name"):
+            self.meta[a["name"]] = a.get("content", "")
+
+
 CONFIG = """
 [compare]
 seeds = [0, 1, 2]
@@ -227,36 +244,44 @@ options = { population = 8, sample_size = 3 }
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, synthetic_data) -> dict:
-    """A report of a small real compare run: a constrained 2-objective problem and a
-    3-objective one, two strategies, three seeds."""
+    """A report, written by ``hwnas report``, of a small real compare run: a constrained
+    2-objective problem and a 3-objective one, two strategies, three seeds. Returns the index,
+    each page's figure count (read from its ``hwnas-figures`` tag) and the CLI's summary."""
+    from hwnas.bench.cli import main
     from hwnas.bench.compare import load_config, run_compare
-    from hwnas.bench.report import build_report
 
     root = tmp_path_factory.mktemp("browser")
-    data = synthetic_data
     (root / "grid.toml").write_text(CONFIG)
+    stdout = io.StringIO()
     # module-scoped, so set up before the per-test isolation: isolate it the same way
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HWNAS_CACHE", str(root / "cache"))
         mp.setenv("HWNAS_RESULTS", str(root / "results"))
         mp.delenv("HWNAS_DATA", raising=False)
-        run_compare(load_config(root / "grid.toml"), root / "cmp", str(data))
-        return build_report([root / "cmp"], root / "rep", str(data))
-
-
-class _Links(HTMLParser):
-    """The src and href of every element (script bodies are text to the parser, not tags)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: list[str] = []
-        self.meta: dict[str, str] = {}
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.urls += [a[k] for k in ("src", "href") if a.get(k)]
-        if tag == "meta" and a.get("name"):
-            self.meta[a["name"]] = a.get("content", "")
+        run_compare(load_config(root / "grid.toml"), root / "cmp", str(synthetic_data))
+        with contextlib.redirect_stdout(stdout):
+            code = main(["--data", str(synthetic_data), "report", str(root / "cmp"), "--out",
+                         str(root / "rep")])
+    assert code == 0, stdout.getvalue()
+    summary = re.search(r"interactive: (\S+) \((\d+) pages, (\d+) figures, offline\)",
+                        stdout.getvalue())
+    assert summary, stdout.getvalue()
+    index = Path(summary.group(1))
+    links = _Links()
+    links.feed(index.read_text())
+    # the interactive pages carry their figure count; the static report.html has none
+    pages, static = {"index.html": 0}, []
+    for name in links.urls:
+        if name.endswith(".html") and name != "index.html":
+            page = _Links()
+            page.feed((index.parent / name).read_text())
+            if "hwnas-figures" in page.meta:
+                pages[name] = int(page.meta["hwnas-figures"])
+            else:
+                static.append(name)
+    assert len(pages) - 1 == int(summary.group(2))
+    assert sum(pages.values()) == int(summary.group(3))
+    return {"index": index, "pages": pages, "static": static}
 
 
 @pytest.mark.slow
@@ -264,6 +289,7 @@ def test_every_page_is_offline_and_embeds_plotly_once(report):
     out = Path(report["index"]).parent
     assert set(report["pages"]) == {"index.html", "strategies.html", "problem_nb201.html",
                                     "problem_tri.html"}
+    assert report["static"] == ["report.html"]
     for name, n in report["pages"].items():
         text = (out / name).read_text()
         links = _Links()
@@ -296,6 +322,11 @@ def test_every_page_renders_every_figure_in_chromium_without_errors(report):
             result = browser.check((out / name).as_uri())
             assert result.errors == [], (name, result.errors)
             assert result.expected == n and result.divs == n and result.drawn == n, result
+            assert result.external == [] and result.external_requests == [], result
+        # the static report too: its PNGs are inline, it has no plotly figure and no error
+        for name in report["static"]:
+            result = browser.check((out / name).as_uri())
+            assert result.errors == [] and result.divs == 0, (name, result)
             assert result.external == [] and result.external_requests == [], result
     finally:
         browser.close()
