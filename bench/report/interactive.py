@@ -115,7 +115,9 @@ def pareto_figure(problem: ProblemRuns, scores: pd.DataFrame, colours: dict[str,
     fig = go.Figure()
     ref = _reference(problem).sort_values(x)
     data, tpl = _hover(ref, names, f"{problem.reference.kind} front")
-    fig.add_trace(go.Scatter(x=ref[x], y=ref[y], mode="lines+markers",
+    # a 2-objective front is a staircase; a 3-objective one seen in two of its objectives is not
+    fig.add_trace(go.Scatter(x=ref[x], y=ref[y],
+                             mode="lines+markers" if len(names) == 2 else "markers",
                              name=f"{problem.reference.kind} front",
                              line={"color": "black", "width": 1.2, "shape": "hv"},
                              marker={"size": 6, "color": "black"}, customdata=data,
