@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -53,8 +54,8 @@ PROBE = textwrap.dedent("""
               drawn: drawn.length, external: external, ready: document.readyState};
     })()""")
 
-# a URL a page may load: itself and what it embeds
-LOCAL = ("file:", "data:", "blob:", "about:")
+# what a page may load: files on this machine and what it embeds
+LOCAL = ("data", "blob", "about")
 
 
 def chromium_or_skip() -> str:
@@ -83,7 +84,13 @@ class PageCheck:
 
     @property
     def external_requests(self) -> list[str]:
-        return [u for u in self.requests if not u.startswith(LOCAL)]
+        """Requests for anything but a local file or embedded data (a ``file://host/`` URL,
+        which a protocol-relative link becomes on a file page, is not local)."""
+        def local(url: str) -> bool:
+            u = urlparse(url)
+            return u.scheme in LOCAL or (u.scheme == "file" and u.netloc in ("", "localhost"))
+
+        return [u for u in self.requests if not local(u)]
 
 
 class Chromium:
@@ -334,13 +341,15 @@ def test_every_page_renders_every_figure_in_chromium_without_errors(report):
 
 @pytest.mark.slow
 def test_the_checker_catches_a_javascript_error_and_an_undrawn_figure(tmp_path):
-    """The checker is proven on a page that throws, logs an error and lacks a figure it
-    announces: each is reported."""
+    """The checker is proven on a page that throws, logs an error, lacks a figure it
+    announces and links out (``.invalid`` never resolves): each is reported."""
     exe = chromium_or_skip()
     page = tmp_path / "broken.html"
     page.write_text('<!doctype html><html><head><meta charset="utf-8">'
                     '<meta name="hwnas-figures" content="1"></head><body>'
                     '<div class="plotly-graph-div" id="fig-0"></div>'
+                    '<a href="https://example.invalid/">out</a>'
+                    '<img alt="" src="https://example.invalid/x.png">'
                     '<script>console.error("drawing failed");</script>'
                     '<script>Plotly.newPlot("fig-0", []);</script></body></html>')
     browser = Chromium(exe)
@@ -351,3 +360,5 @@ def test_the_checker_catches_a_javascript_error_and_an_undrawn_figure(tmp_path):
     assert any("Plotly is not defined" in e for e in result.errors), result.errors
     assert any("drawing failed" in e for e in result.errors), result.errors
     assert result.expected == 1 and result.divs == 1 and result.drawn == 0
+    assert result.external == ["https://example.invalid/", "https://example.invalid/x.png"]
+    assert result.external_requests == ["https://example.invalid/x.png"], result.requests
