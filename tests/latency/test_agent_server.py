@@ -94,15 +94,16 @@ def agent(tmp_path_factory: pytest.TempPathFactory):
     log = folder / "blocked.log"
     env = {**os.environ, "PYTHONPATH": str(folder), "HWNAS_TEST_BLOCK_LOG": str(log)}
     env.pop("HWNAS_AGENT_TOKEN", None)
+    stderr = (folder / "stderr.log").open("w")  # a file: a full pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-c", "from hwnas.bench.cli import main; main()", "agent", "serve",
          "--port", "0", "--token-file", str(token_file), "--device-name", "test-board",
          "--max-model-mb", "8"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     line = proc.stdout.readline()  # printed once the worker is ready
     if "serving" not in line:
         proc.kill()
-        pytest.fail(f"agent did not start: {line!r} {proc.stderr.read()[-2000:]}")
+        pytest.fail(f"agent did not start: {line!r} {(folder / 'stderr.log').read_text()[-2000:]}")
     url = line.split(" on ", 1)[1].split()[0]
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
                           timeout=120)
@@ -116,6 +117,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        stderr.close()
 
 
 def _put(client: httpx.Client, data: bytes) -> httpx.Response:
@@ -328,6 +330,15 @@ def test_serve_refuses_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
             assert len(err.splitlines()) == 1 and says in err, (argv, err)
     finally:
         held.close()
+
+
+def test_token_from_the_environment_and_the_header_check():
+    from hwnas.latency.agent.security import TOKEN_ENV, read_token, token_ok
+
+    assert read_token(None, {TOKEN_ENV: "  tok  \n"}) == "tok"
+    assert token_ok("Bearer tok", "tok") and token_ok("bearer  tok", "tok")
+    for header in (None, "", "tok", "Bearer", "Bearer tok2", "Basic tok", "Bearer to"):
+        assert not token_ok(header, "tok"), header
 
 
 # ---------------------------------------------------------------------- packaging
