@@ -60,6 +60,7 @@ def cli(data: Path | None) -> None:
 for _command in (spaces, devices, query, profile, search, latency, compare, report, quickstart,
                  accuracy):
     cli.add_command(_command)
+cli.add_command(__import__(f"{__package__}.deploy", fromlist=["deploy"]).deploy)  # hwnas deploy
 
 
 def main(argv: list[str] | None = None) -> int:
