@@ -178,9 +178,9 @@ def register_target(scheme: str, factory: Callable[[str, TargetOptions], DeployT
 
 
 def list_targets() -> list[str]:
-    """Every ``--device`` form: the local runtimes, bare and as ``local:``, and other schemes."""
-    return [*list_runtimes(), *(f"local:{r}" for r in list_runtimes()),
-            *(f"{s}:..." for s in _TARGETS if s != "local")]
+    """Every ``--device`` form: the local runtimes (bare, or as ``local:RUNTIME``) and the other
+    registered schemes."""
+    return [*list_runtimes(), "local:RUNTIME", *(f"{s}:..." for s in _TARGETS if s != "local")]
 
 
 def resolve_target(device: str, options: TargetOptions | None = None) -> DeployTarget:
