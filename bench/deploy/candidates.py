@@ -38,6 +38,8 @@ SELECTION_RULE = (
     "cut to its members with the largest crowding distance")
 
 _SPACE_TITLES = {"nb201": "NAS-Bench-201", "fbnet": "HW-NAS-Bench FBNet", "ofa": "once-for-all"}
+#: a compare problem's folder name (as the compare config checks it): never a path
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _COLUMN = re.compile(r"(?P<data>[a-z0-9-]+?)_(?P<split>train|val|valid|test|ori-test|x-valid|"
                      r"x-test)_(?P<epochs>\d+)ep$")
 
@@ -86,7 +88,7 @@ def _compare_runs(folder: Path, problem: str | None) -> tuple[str, list[Path]]:
             raise DeployError(f"{folder} holds {len(problems)} problems; choose one with "
                               f"--problem: valid: {', '.join(problems)}")
         problem = problems[0]
-    if problem not in problems:
+    if problem not in problems or not _SAFE.fullmatch(problem):
         raise DeployError(f"{folder}: no problem {problem!r}; valid: {', '.join(problems)}")
     # the folder names come from the config's checked names, never from a path in a record
     runs = sorted(p.parent for p in (folder / "runs" / problem).glob("*/*/run.json"))

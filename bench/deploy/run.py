@@ -254,6 +254,11 @@ def _record(outcome: SearchOutcome, target: DeployTarget, top: int, rows: pd.Dat
         "precision": info.get("precision"),
         "protocol": info.get("protocol"),
         "environment": info.get("environment"),
+        "models": ("ONNX Runtime's static QDQ int8 model (hwnas.latency.quantize), the file "
+                   "measured" if info.get("precision") == "int8" else
+                   "the validated ONNX export (opset 17, hwnas.latency.export) of the network "
+                   "measured" + (" in PyTorch" if str(info.get("runtime", "")).startswith(
+                       "torch") else "")),
         "selection": {"top": top, "rule": SELECTION_RULE, "chosen": int(len(rows)),
                       "layers": sorted({int(x) for x in rows["layer"]})},
         "measurement": {"statistic": meta.get("statistic"), "precision": meta.get("precision")},

@@ -148,14 +148,14 @@ def test_a_run_without_evaluations_is_one_line(searched, capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("device, needle", [
     ("cuda", "unknown device 'cuda'"),
     ("local:nope", "unknown device 'local:nope'"),
     ("farm:host", "unknown device 'farm:host'"),
 ])
-def test_an_unknown_device_is_one_line(searched, capsys, tmp_path, device, needle):
-    code = main(["deploy", str(searched["run"]), "--device", device, "--out", str(tmp_path)])
+def test_an_unknown_device_is_one_line(capsys, tmp_path, device, needle):
+    # the device is checked before the folder is read: no search needed
+    code = main(["deploy", str(tmp_path), "--device", device, "--out", str(tmp_path / "o")])
     err = _one_line(capsys, code, needle, "ort-cpu")
     assert "local:RUNTIME" in err
 
@@ -221,6 +221,29 @@ def test_every_export_failing_is_one_line_and_keeps_the_store(searched, capsys, 
     _one_line(capsys, code, "every one of the 2 candidates failed", "cannot export")
     assert not (tmp_path / "o").exists()
     assert (_rows(tmp_path / "store")["status"] == "failed").sum() == 2
+
+
+@pytest.mark.slow
+def test_a_compare_folder_is_pooled_and_its_problem_chosen(capsys, tmp_path):
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        '[compare]\nseeds = [0, 1]\nbudgets = [12]\n\n'
+        + "".join(f'[[problems]]\nname = "{n}"\nspace = "nb201"\ndevice = "{d}"\n'
+                  'task = "cifar10_test_200ep"\nobjectives = ["accuracy", "latency"]\n\n'
+                  for n, d in (("p2", "pixel2"), ("pi", "raspi4")))
+        + '[[strategies]]\nname = "random"\n')
+    assert main(["compare", str(config), "--executor", "serial", "--out",
+                 str(tmp_path / "grid")]) == 0
+    outcome = read_search(tmp_path / "grid", problem="pi")
+    assert outcome.kind == "compare" and outcome.runs == 2 and outcome.config["device"] == "raspi4"
+    assert outcome.evaluations["arch"].is_unique and len(outcome.evaluations) > 12
+    capsys.readouterr()
+    code = main(["deploy", str(tmp_path / "grid"), "--device", "ort-cpu", "--out",
+                 str(tmp_path / "o")])
+    _one_line(capsys, code, "holds 2 problems", "--problem", "p2, pi")
+    code = main(["deploy", str(tmp_path / "grid"), "--device", "ort-cpu", "--problem", "../x",
+                 "--out", str(tmp_path / "o")])
+    _one_line(capsys, code, "no problem '../x'")
 
 
 def test_the_selection_rule_takes_layers_then_crowding():
