@@ -67,10 +67,13 @@ def deploy_section(record: dict[str, Any], rows: pd.DataFrame, figure: str | Non
     for w in record.get("warnings", []):
         lines.append(f"- warning: {w}")
     table = pd.DataFrame({
-        "arch": rows["arch"], "layer": rows["layer"], "predicted ms": rows["predicted_ms"],
+        "arch": rows["arch"],
+        "layer pred -> meas": [f"{p} -> {'' if m is pd.NA else m}" for p, m in
+                               zip(rows["layer"], rows["measured_layer"], strict=True)],
+        "predicted ms": rows["predicted_ms"],
         "measured p50 ms": rows["measured_ms"],
         "error": [_pct(x) for x in rows["rel_error"]],
-        "rank pred -> meas": [f"{p} -> {m}" if p is not pd.NA and m is not pd.NA else ""
+        "latency rank pred -> meas": [f"{p} -> {m}" if p is not pd.NA and m is not pd.NA else ""
                               for p, m in zip(rows["predicted_rank"], rows["measured_rank"],
                                               strict=True)],
         "front": rows["change"], "status": rows["status"],
