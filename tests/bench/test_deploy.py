@@ -187,19 +187,27 @@ def test_bad_out_and_store_are_one_line(shared_cache, capsys, tmp_path):
     pd.testing.assert_frame_equal(_rows(s["store"]), before)
 
 
-def _obstruct(arch_text: str) -> None:
-    """Put a folder where the export cache would write ``arch``'s ONNX file: its export then
-    fails for real (the exporter cannot rename its checked file into place)."""
+def _obstructed_cache(searched, tmp_path, monkeypatch, archs: list[str]) -> None:
+    """The module's cache copied (the reference network stays exported), with a folder where
+    each of ``archs``' ONNX file would be: their export then fails for real (the exporter
+    cannot rename its checked file into place)."""
+    import shutil
+
     from hwnas.latency.export import _key, onnx_cache_dir
 
-    path = onnx_cache_dir() / _key(SPACE, SPACE.parse(arch_text), 1, 17)
-    path.mkdir(parents=True)
+    shutil.copytree(searched["cache"], tmp_path / "cache")
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+    for text in archs:
+        path = onnx_cache_dir() / _key(SPACE, SPACE.parse(text), 1, 17)
+        path.unlink(missing_ok=True)
+        path.mkdir(parents=True)
 
 
 @pytest.mark.slow
-def test_a_failing_export_is_recorded_and_the_others_deploy(searched, capsys, tmp_path):
+def test_a_failing_export_is_recorded_and_the_others_deploy(searched, capsys, tmp_path,
+                                                            monkeypatch):
     chosen = select_candidates(read_search(searched["run"]), 2)
-    _obstruct(chosen["arch"][0])
+    _obstructed_cache(searched, tmp_path, monkeypatch, [chosen["arch"][0]])
     code = main(_deploy(searched["run"], tmp_path / "o", tmp_path / "store", "--top", "2"))
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -213,10 +221,10 @@ def test_a_failing_export_is_recorded_and_the_others_deploy(searched, capsys, tm
 
 
 @pytest.mark.slow
-def test_every_export_failing_is_one_line_and_keeps_the_store(searched, capsys, tmp_path):
+def test_every_export_failing_is_one_line_and_keeps_the_store(searched, capsys, tmp_path,
+                                                              monkeypatch):
     chosen = select_candidates(read_search(searched["run"]), 2)
-    for arch in chosen["arch"]:
-        _obstruct(arch)
+    _obstructed_cache(searched, tmp_path, monkeypatch, list(chosen["arch"]))
     code = main(_deploy(searched["run"], tmp_path / "o", tmp_path / "store", "--top", "2"))
     _one_line(capsys, code, "every one of the 2 candidates failed", "cannot export")
     assert not (tmp_path / "o").exists()
