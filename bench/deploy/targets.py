@@ -87,6 +87,9 @@ class DeployTarget(Protocol):
     def describe(self) -> dict[str, Any]:
         """Runtime, precision, protocol, store and environment, for ``deploy.json``."""
 
+    # optional: ``stored_rows() -> int``, the measurements already kept, so a deploy can say
+    # how many it added (a rerun that measured nothing adds none)
+
 
 class LocalTarget:
     """A runtime of this machine, measured by :class:`hwnas.latency.Profiler` into a store.
