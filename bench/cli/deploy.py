@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .options import TEXT, FiniteFloatRange, OutDir
-from .ui import progress
+from .ui import print_table, progress
 
 __all__ = ["deploy"]
 
@@ -75,6 +75,11 @@ def deploy(source: Path, device: str, top: int, out: Path, problem: str | None,
     click.echo(f"wrote {result.out}: deployable.csv/.md ({c['measured_front_size']} networks "
                f"on the measured front of {c['measured']} measured, {c['failed']} failed), "
                f"models/, deploy.json, report.md")
+    front = result.table[result.table["deploy"] == "front"]
+    print_table(["accuracy", "p50 ms", "p90 ms", "params", "model"],
+                [[_num(r.accuracy, ".2f"), _num(r.latency_p50_ms, ".3f"),
+                  _num(r.latency_p90_ms, ".3f"), f"{int(r.params):,}", r.model]
+                 for r in front.itertuples()])
     if c.get("spearman") is not None:
         click.echo(f"predicted vs measured: Spearman {c['spearman']:.3f}, median |error| "
                    f"{c['median_abs_rel_error']:.1%}")
@@ -86,3 +91,7 @@ def deploy(source: Path, device: str, top: int, out: Path, problem: str | None,
                    f"measurements, {rows[1]} in all)")
     for w in result.record["warnings"]:
         click.echo(f"warning: {w}", err=True)
+
+
+def _num(x: float, fmt: str) -> str:
+    return "" if x != x else format(x, fmt)  # NaN (no accuracy objective): blank
