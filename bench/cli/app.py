@@ -34,6 +34,7 @@ COMMANDS = {
     "quickstart": "quickstart:quickstart",
     "accuracy": "accuracy:accuracy",
     "agent": "agent:agent",
+    "deploy": "deploy:deploy",
 }
 
 
