@@ -39,6 +39,13 @@ cancels the host's state; between the reference's calls the kernel also finds ca
 predictors in the semi-cold state it finds inside a network, not the warm state of a tight
 loop over one tiny model. The prediction is ``a * sum + b``, with ``a`` and ``b`` fitted (least
 absolute relative error) on a few whole networks timed the same way.
+
+The INT8 runtime (``runtime="ort-cpu-int8"``: the static QDQ network of
+:mod:`hwnas.latency.quantize`) gets the same table and fit, with kernels read from ONNX Runtime's
+optimised graph of each quantized network rather than enumerated (which QDQ groups fuse into
+integer kernels depends on how the quantizer saw each operator; see
+:mod:`hwnas.latency.kernels_int8`), timed as INT8 kernel models. A table records its runtime and
+precision, and :meth:`OperatorLUT.check_runtime` refuses it for another runtime.
 """
 
 from __future__ import annotations
@@ -276,6 +283,7 @@ def build_lut(
     device: str | None = None,
     progress: Progress | None = None,
     runtime: str = "ort-cpu",
+    reference_runtime: str | None = None,
 ) -> OperatorLUT:
     """Measure a space's kernels on this device and fit the overhead on whole networks.
 
@@ -308,6 +316,9 @@ def build_lut(
             timed by the INT8 runtime). INT8 has no analytic enumeration, so its default kernel
             set is the calibration and reference networks' (pass ``kernel_archs`` to cover the
             architectures to predict).
+        reference_runtime: the runtime the paired reference network runs on (default:
+            ``runtime``). The reference only probes the host's state, so a cheaper one serves:
+            an INT8 table may be paired with the FP32 reference network.
 
     Returns:
         The fitted :class:`OperatorLUT`.
@@ -354,7 +365,8 @@ def build_lut(
         return lambda done, _: progress(offset + done, total)
 
     if paired:
-        ref_timer = network_timer(space, reference, runtime_config, provider, runtime)
+        reference_runtime = reference_runtime or runtime
+        ref_timer = network_timer(space, reference, runtime_config, runtime=reference_runtime)
     else:
         reference = ref_timer = None
     table, info = measure_kernels(sorted(wanted), runtime_config, kernel_protocol, provider,
@@ -388,7 +400,8 @@ def build_lut(
         "kernel_protocol": asdict(kernel_protocol),
         "session_overhead_ms": info["session_overhead_ms"],
         "paired_reference": None if reference is None else {
-            "arch": space.format(reference), "reference_ms": reference_ms,
+            "arch": space.format(reference), "runtime": reference_runtime,
+            "reference_ms": reference_ms,
             "note": "kernel and calibration latencies are ratios to this network x "
                     "reference_ms"},
         "none": "zero",

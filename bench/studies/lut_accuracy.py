@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="calls per chunk (paired timing alternates chunks with the reference)")
     ap.add_argument("--int8-copies", default="1,9",
                     help="the two copy counts of the INT8 kernel models (FP32: 1,9)")
+    ap.add_argument("--int8-reference", default="ort-cpu", choices=RUNTIMES,
+                    help="runtime of the INT8 paired reference network (default: the FP32 one, "
+                         "a cheaper probe of the host's state)")
     ap.add_argument("--truths", default="min_of_rounds,paired",
                     help="ground truths to measure: min_of_rounds, paired (or both)")
     ap.add_argument("--check-graphs", type=int, default=30,
@@ -178,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                              kernel_archs=None if rt == "ort-cpu" else evaluated,
                              copies=(1, 9) if rt == "ort-cpu" else int8_copies,
                              paired=not args.unpaired_lut, runtime=rt,
+                             reference_runtime="ort-cpu" if rt == "ort-cpu" else
+                             args.int8_reference,
                              progress=progress(f"{rt} lut"))
         t_lut[rt] = round(time.perf_counter() - t1, 1)
         if args.lut_dir:
@@ -185,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # every architecture in every runtime back to back, so that the runtimes share host states
     t1 = time.perf_counter()
-    refs = {rt: network_timer(space, ref_arch, config, runtime=rt) for rt in runtimes}
+    ref_rt = {rt: (luts[rt].metadata.get("paired_reference") or {}).get("runtime", rt)
+              for rt in runtimes}
+    ref_timers = {r: network_timer(space, ref_arch, config, runtime=r)
+                  for r in set(ref_rt.values())}
+    refs = {rt: ref_timers[ref_rt[rt]] for rt in runtimes}
     paired_protocol = dataclasses.replace(protocol(1),
                                           max_runs=min(args.max_runs, 2 * args.min_runs))
     measured = {(t, rt): np.full((args.rounds, len(evaluated)), np.nan)
