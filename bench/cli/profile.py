@@ -172,14 +172,15 @@ def _profile_remote(space: Any, runtime: Any, protocol: Any, out: Path, name: st
 
 def _build_lut(space_name: str, runtime_name: str, name: str, n_archs: int | None, seed: int,
                indices_file: Path | None, config: Any, protocol: Any, out: Path | None) -> None:
-    from hwnas.latency.lut import LUTError, build_lut, list_lut_spaces
+    from hwnas.latency.lut import LUT_RUNTIMES, LUTError, OperatorLUT, build_lut, list_lut_spaces
 
     if space_name not in list_lut_spaces():
         raise LUTError(f"no operator lookup table for space {space_name!r}; valid: "
                        f"{', '.join(list_lut_spaces())}")
-    if runtime_name != "ort-cpu":
+    if runtime_name not in LUT_RUNTIMES:
         raise click.BadParameter(f"{runtime_name!r}; the lookup table models ONNX Runtime's CPU "
-                                 "kernels: valid: ort-cpu", param_hint="--runtime")
+                                 f"kernels: valid: {', '.join(LUT_RUNTIMES)}",
+                                 param_hint="--runtime")
     if config.graph_optimization != "all":
         raise click.BadParameter(f"{config.graph_optimization!r}; the lookup table models the "
                                  "optimised graph: valid: all", param_hint="--graph-opt")
@@ -188,10 +189,12 @@ def _build_lut(space_name: str, runtime_name: str, name: str, n_archs: int | Non
     else:
         calibration = n_archs or 24
     out = out or results_dir() / "luts" / name
+    if (out / "lut.json").is_file():  # never replace one runtime's table by another's
+        OperatorLUT.load(out, runtime=runtime_name)
     with progress(f"lookup table {name}") as advance:
         try:
             table = build_lut(space_name, config, protocol, calibration_archs=calibration,
-                              seed=seed, device=name,
+                              seed=seed, device=name, runtime=runtime_name,
                               progress=lambda done, total: advance(done, total, ""))
         except KeyboardInterrupt:
             click.echo("hwnas: interrupted; no table written", err=True)
