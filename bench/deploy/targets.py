@@ -42,8 +42,8 @@ from hwnas.search import Architecture, Space, UnknownNameError
 from ..devices import results_dir
 from .candidates import DeployError
 
-__all__ = ["DeployTarget", "TargetOptions", "LocalTarget", "register_target", "resolve_target",
-           "list_targets"]
+__all__ = ["DeployTarget", "TargetOptions", "LocalTarget", "RemoteTarget", "register_target",
+           "resolve_target", "list_targets"]
 
 #: progress(done, total, last architecture)
 Progress = Callable[[int, int, str], None]
@@ -63,6 +63,12 @@ class TargetOptions:
     config: RuntimeConfig = RuntimeConfig()
     protocol: MeasurementProtocol = MeasurementProtocol()
     store: Path | None = None
+    #: device agents (``hwnas agent serve``) that measure instead of this machine; with more
+    #: than one agent of a device, a farm
+    remote: tuple[str, ...] = ()
+    #: the agents' bearer token (``None``: none given; the remote target reads
+    #: ``$HWNAS_AGENT_TOKEN``)
+    token_file: Path | None = None
 
 
 class DeployTarget(Protocol):
@@ -165,6 +171,58 @@ class LocalTarget:
                 "store": str(self.store), "environment": describe_environment()}
 
 
+class RemoteTarget(LocalTarget):
+    """A runtime measured by device agents over the network (``--remote URL``), one device.
+
+    The host exports (and for int8 runtimes quantizes) each network, the agents of one device
+    measure it with the same protocol as a local profile (see :mod:`hwnas.latency.farm`), and
+    the measurements are kept in the same resumable store as ``hwnas profile --remote`` writes.
+
+    Raises:
+        UnknownNameError: an unknown runtime.
+        FarmError: no token, a bad URL, a runtime agents cannot run (torch-*).
+    """
+
+    def __init__(self, runtime: str, options: TargetOptions):
+        from hwnas.latency.farm import backend_for, check_url, read_token
+
+        super().__init__(runtime, options)
+        self.backend = backend_for(runtime)  # torch-* runtimes are refused here, in one line
+        self.urls = tuple(check_url(u) for u in options.remote)
+        self.token = read_token(options.token_file)
+        self.name = f"remote:{runtime}"
+        self.store = Path(options.store or results_dir() / "devices" / f"remote-{runtime}")
+        self._agents: dict[str, Any] = {}
+
+    def check(self) -> None:
+        """The agents are asked when measuring (with back-off); nothing runs locally."""
+
+    def _check_settings(self, profiler: Profiler) -> None:
+        """A farm's settings name the agents' machine, known only once they answer: the store
+        itself refuses a mismatch when the profile binds its settings."""
+
+    def measure(self, space: Space, targets: Sequence[Target],
+                progress: Progress | None = None) -> DeviceTable:
+        from hwnas.latency.farm import profile_remote
+
+        results = profile_remote(space, self.runtime, self.options.protocol, self.store,
+                                 f"remote-{self.runtime.name}", self.urls, self.token,
+                                 list(targets), table="request", progress=progress)
+        if len(results) > 1:
+            raise DeployError("a deploy measures one device, but the agents report "
+                              f"{len(results)}: {', '.join(r.device for r in results)} (their "
+                              f"tables are in {self.store}); give --remote agents of one device")
+        self._agents = {"device": results[0].device, "agents": results[0].agents,
+                        "environment": results[0].table.meta.get("environment")}
+        return results[0].table
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        env = self._agents.get("environment") or {}
+        return {**info, "device": f"{self.name} ({self._agents.get('device', '?')})",
+                "agents": self._agents.get("agents", list(self.urls)), "environment": env}
+
+
 def _available() -> list[str]:
     return [n for n in list_runtimes() if get_runtime(n).available()[0]]
 
@@ -193,6 +251,11 @@ def resolve_target(device: str, options: TargetOptions | None = None) -> DeployT
         UnknownNameError: an unknown runtime or scheme (listing the valid ones).
     """
     options = options or TargetOptions()
+    if options.remote:  # --remote: the device names the runtime the agents run
+        runtime = device.removeprefix("local:")
+        if runtime not in list_runtimes():
+            raise UnknownNameError("runtime", device, list_runtimes())
+        return RemoteTarget(runtime, options)
     scheme, sep, rest = device.partition(":")
     if not sep:
         scheme, rest = "local", device

@@ -281,3 +281,44 @@ def test_deploy_help_names_the_devices():
 
     text = CliRunner().invoke(cli, ["deploy", "--help"]).output
     assert "local:RUNTIME" in text and "--top" in text and "--store" in text
+
+
+@pytest.mark.slow
+def test_deploy_through_a_device_agent(shared_cache, capsys, tmp_path):
+    """--remote: the front measured by a real `hwnas agent serve` on loopback, recorded as the
+    agent's, written as a local deploy is; a wrong token is one line and exit 2."""
+    import subprocess
+    import sys
+
+    token = tmp_path / "token"
+    token.write_text("deploy-test-token\n")
+    with (tmp_path / "agent.log").open("w") as log:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "hwnas.bench", "agent", "serve", "--port", "0",
+             "--token-file", str(token), "--device-name", "loopback-box"],
+            stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        line = agent.stdout.readline()
+        assert "serving" in line, (tmp_path / "agent.log").read_text()
+        url = "http://" + line.split("http://")[1].split()[0]
+        s, out, store = shared_cache, tmp_path / "out", tmp_path / "store"
+        assert main(_deploy(s["run"], out, store, "--top", "2", "--remote", url,
+                            "--token-file", str(token))) == 0
+        record = json.loads((out / "deploy.json").read_text())
+        assert record["target"]["agents"] == [url]
+        assert "loopback-box" in record["target"]["device"]
+        rows = _rows(store)
+        assert len(rows) == 2 and set(rows["agent"]) == {url}
+        assert len(pd.read_csv(out / "deployable.csv")) == 2
+        assert len(list((out / "models").glob("*.onnx"))) >= 1
+        capsys.readouterr()
+        wrong = tmp_path / "wrong"
+        wrong.write_text("not-the-token\n")
+        code = main(_deploy(s["run"], tmp_path / "out2", tmp_path / "store2", "--remote", url,
+                            "--token-file", str(wrong)))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and err[-1].startswith("hwnas: error: no agent can profile"), err
+        assert "refused the token" in err[-1]
+    finally:
+        agent.kill()
+        agent.wait()
