@@ -217,10 +217,12 @@ def device_table_source(spec: str, space_name: str,
         raise DataNotFoundError(
             f"device {spec!r} is not a table path or live:RUNTIME, and public device names need "
             "the public tables (--data or HWNAS_DATA)")
+    profiled = sorted({p.name for p in find_profiled() if p.space == space_name})
     raise UnknownNameError(
         f"{space_name} device", spec, tables.devices,
-        also=f"or a device-table path, lut:PATH of an operator lookup table, or live:RUNTIME "
-             f"({', '.join(list_runtimes())})")
+        also=(f"a profiled device ({', '.join(profiled)}), " if profiled else "")
+        + f"or a device-table path, lut:PATH of an operator lookup table, or live:RUNTIME "
+          f"({', '.join(list_runtimes())})")
 
 
 def lut_source(spec: str, space_name: str) -> MetricSource:

@@ -83,6 +83,9 @@ def test_profiles_sharing_even_their_setup_are_told_apart_by_folder(capsys, resu
                          "--device", str(results / "devices" / "b"), "--json")
     assert code == 0, err
     assert list(json.loads(out)["latency_ms"].values()) == [2.0]
+    # an unknown name lists the profiled devices beside the public ones
+    code, _, err = run(capsys, "query", "--space", "nb201", "--index", "3", "--device", "nope")
+    assert code == 2 and err.count("\n") == 1 and "a profiled device (twin@ort-cpu" in err
 
 
 # ---------------------------------------------------------------------- the CLI end to end
