@@ -72,6 +72,7 @@ def _write_table(folder, device: str, runtime: str, latency: float) -> None:
     DeviceTable(pd.DataFrame({"index": [3], "latency_ms": [latency]}), meta).write(folder)
 
 
+@pytest.mark.slow  # three table loads
 def test_profiles_sharing_even_their_setup_are_told_apart_by_folder(capsys, results):
     _write_table(results / "devices" / "a", "twin", "ort-cpu", 1.0)
     _write_table(results / "devices" / "b", "twin", "ort-cpu", 2.0)
