@@ -46,7 +46,7 @@ from hwnas.latency import (
 from hwnas.latency.quantize import quantize_onnx
 from hwnas.search import get_space
 
-__all__ = ["RUNTIMES", "summarise", "markdown", "main"]
+__all__ = ["RUNTIMES", "summarise", "markdown", "analyse", "main"]
 
 RUNTIMES = ("ort-cpu", "ort-cpu-int8", "ov-cpu", "ov-cpu-int8")
 #: (name, numerator runtime, denominator runtime): a ratio > 1 means the denominator is faster
@@ -134,6 +134,33 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def analyse(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """From two runs' results: each runtime's repeatability (Spearman between the runs on their
+    common architectures: the ceiling the cross-runtime Spearman is to be read against), and how
+    the INT8 speed-ups of ``second`` vary with the number of pooling and convolution edges."""
+    a, b = first["summary"], second["summary"]
+    pos = {x: i for i, x in enumerate(a["archs"])}
+    common = [i for i, x in enumerate(b["archs"]) if x in pos]
+    out: dict[str, Any] = {"common_architectures": len(common), "repeatability_spearman": {}}
+    for n in RUNTIMES:
+        x = [a["latency_ms"][n][pos[b["archs"][i]]] for i in common]
+        y = [b["latency_ms"][n][i] for i in common]
+        out["repeatability_spearman"][n] = float(spearmanr(x, y)[0])
+    lat = {n: np.array(b["latency_ms"][n]) for n in RUNTIMES}
+    pools = np.array([x.count("avg_pool_3x3") for x in b["archs"]])
+    convs = np.array([x.count("nor_conv") for x in b["archs"]])
+    for name, num, den in RATIOS[:2]:
+        sp = lat[num] / lat[den]
+        out[name] = {
+            "spearman_with_avg_pool_edges": float(spearmanr(sp, pools)[0]),
+            "spearman_with_conv_edges": float(spearmanr(sp, convs)[0]),
+            "median_by_avg_pool_edges": {int(k): {"n": int((pools == k).sum()),
+                                                  "median": float(np.median(sp[pools == k]))}
+                                         for k in np.unique(pools)},
+        }
+    return out
+
+
 def _write(args: argparse.Namespace, result: dict[str, Any]) -> None:
     result["summary"] = summarise(result["rows"])
     result["elapsed_s"] = time.perf_counter() - result.pop("_t0")
@@ -160,7 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu", type=int, default=None, help="pin to this core")
     ap.add_argument("--out", type=Path,
                     default=Path("results/benchmarks/precision_speedup.json"))
+    ap.add_argument("--analyse", nargs=2, type=Path, default=None, metavar=("FIRST", "SECOND"),
+                    help="measure nothing: compare two runs' JSON files into --out")
     args = ap.parse_args(argv)
+    if args.analyse:
+        first, second = (json.loads(p.read_text()) for p in args.analyse)
+        atomic_write_text(args.out, json.dumps(analyse(first, second), indent=1) + "\n")
+        print(f"wrote {args.out}")
+        return 0
     start = time.perf_counter()  # the time limit counts the set-up (reference models) too
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
