@@ -31,6 +31,7 @@ __all__ = [
     "OrtRuntime",
     "OrtCpuRuntime",
     "OrtCudaRuntime",
+    "OrtCudaFp16Runtime",
     "TorchCpuRuntime",
     "TorchCudaRuntime",
     "OrtCpuInt8Runtime",
@@ -139,6 +140,40 @@ class OrtCudaRuntime(OrtRuntime):
         binding.bind_ortvalue_input("x", x)
         binding.bind_output("logits", "cuda", self.config.device_id)
         return _wall_timer(lambda: sess.run_with_iobinding(binding))
+
+
+class OrtCudaFp16Runtime(OrtCudaRuntime):
+    """ONNX Runtime CUDA on the FP16 model (:func:`hwnas.latency.quantize.float16_onnx`: ONNX
+    Runtime's own converter, float32 input and output), timed like ``ort-cuda``.
+
+    FP16 is offered on the CUDA provider only: this project's check on ONNX Runtime 1.32's CPU
+    provider (x86) found it running an FP16 model by inserting casts, with every convolution in
+    FP32 kernels (``FusedConv`` in NCHWc layout) — an FP32 timing under an FP16 label.
+    """
+
+    name = "ort-cuda-fp16"
+    precision = "fp16"
+
+    def available(self) -> tuple[bool, str]:
+        ok, why = super().available()
+        if not ok:
+            return ok, why
+        try:  # pragma: no cover - needs a GPU
+            import onnxruntime.transformers.float16  # noqa: F401
+        except ImportError as e:  # pragma: no cover - needs a GPU
+            return False, f"onnxruntime's FP16 converter cannot be imported ({e})"
+        return True, ""  # pragma: no cover - needs a GPU
+
+    def session(self, space: Space, arch: Architecture) -> Any:  # pragma: no cover - needs a GPU
+        from .quantize import float16_onnx
+
+        self.require()
+        return make_session(float16_onnx(space, arch, self.config.batch), self.config,
+                            self.provider)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "conversion": "onnxruntime.transformers.float16."
+                "convert_float_to_float16, keep_io_types=True"}
 
 
 # ---------------------------------------------------------------------- PyTorch
@@ -314,7 +349,8 @@ class OpenVinoCpuInt8Runtime(OpenVinoCpuRuntime):
 
 _RUNTIMES: dict[str, type[Runtime]] = {
     r.name: r for r in (OrtCpuRuntime, OrtCudaRuntime, TorchCpuRuntime, TorchCudaRuntime,
-                        OrtCpuInt8Runtime, OpenVinoCpuRuntime, OpenVinoCpuInt8Runtime)
+                        OrtCpuInt8Runtime, OpenVinoCpuRuntime, OpenVinoCpuInt8Runtime,
+                        OrtCudaFp16Runtime)
 }
 
 
@@ -324,7 +360,8 @@ def list_runtimes() -> list[str]:
 
 
 def get_runtime(name: str, config: RuntimeConfig | None = None) -> Runtime:
-    """A runtime by name (``ort-cpu``, ``ort-cuda``, ``torch-cpu``, ``torch-cuda``).
+    """A runtime by name (:func:`list_runtimes`: ``ort-cpu``, ``ort-cpu-int8``, ``ov-cpu``,
+    ``ov-cpu-int8``, ``ort-cuda``, ``ort-cuda-fp16``, ``torch-cpu``, ``torch-cuda``).
 
     Raises:
         UnknownNameError: listing the valid names.

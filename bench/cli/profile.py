@@ -13,7 +13,7 @@ import click
 from hwnas.search import DataNotFoundError, get_space
 from hwnas.search.tables import load_tables
 
-from ..devices import results_dir
+from ..devices import profile_folder, results_dir
 from .inputs import read_indices
 from .options import NAME, SEED, SPACE, FiniteFloatRange, InFile, OutDir
 from .ui import progress
@@ -28,7 +28,9 @@ DEFAULT_ROUNDS = 1
 @click.command()
 @click.option("--space", "space_name", required=True, type=SPACE, help="nb201, fbnet or ofa.")
 @click.option("--runtime", "runtime_name", default="ort-cpu", show_default=True,
-              help="ort-cpu, ort-cpu-int8, ov-cpu, ov-cpu-int8, ort-cuda, torch-cpu or torch-cuda.")
+              help="ort-cpu, ort-cpu-int8, ov-cpu, ov-cpu-int8, ort-cuda, ort-cuda-fp16, torch-cpu "
+                   "or torch-cuda. No FP16 on the CPU: ONNX Runtime's CPU provider runs an FP16 "
+                   "model through casts in FP32 kernels.")
 @click.option("--name", required=True, type=NAME,
               help="Device name (a folder under results/devices: letters, digits, '.', '_', '-').")
 @click.option("--archs", "n_archs", type=click.IntRange(min=1, max=10**7), default=None,
@@ -55,7 +57,8 @@ DEFAULT_ROUNDS = 1
               help="Build an operator lookup table instead: every kernel of the space measured "
                    "once, the overhead fitted on --archs whole networks [default: 24].")
 @click.option("--out", type=OutDir(), default=None,
-              help="Output folder [default: results/devices/NAME, or results/luts/NAME].")
+              help="Output folder [default: results/devices/NAME for ort-cpu, batch 1, 1 thread, "
+                   "else results/devices/NAME@RUNTIME[-bBATCH][-tTHREADS]; results/luts/NAME].")
 @click.option("--remote", "remotes", multiple=True, metavar="URL",
               help="Measure on the hwnas agent at URL (http://HOST:PORT) instead of here; "
                    "repeat for a farm. Agents of several devices: one table per device in "
@@ -101,7 +104,7 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
                    protocol, out)
         return
     targets = _targets(space_name, n_archs, seed, indices_file)
-    out = out or results_dir() / "devices" / name
+    out = out or profile_folder(name, runtime_name, batch, threads)
     if remotes:
         _profile_remote(space, runtime, protocol, out, name, urls, token, targets,
                         remote_deadline)
