@@ -51,13 +51,14 @@ __all__ = [
 #: every kernel op of a quantized network; an optimised graph with any other op is refused
 INT8_OPS: frozenset[str] = frozenset({
     "quantize", "dequantize", "transpose_nhwc", "transpose_nchw", "qadd", "qmul", "qavgpool",
-    "qconv", "conv_dq", "batchnorm_dq", "qgap", "qflatten", "qgemm",
+    "qconv", "conv_dq", "batchnorm_dq", "qgap", "qflatten", "qgemm", "mul_f32",
 })
-_ELEMENTWISE = ("quantize", "dequantize", "qadd", "qmul", "transpose_nhwc", "transpose_nchw")
+_ELEMENTWISE = ("quantize", "dequantize", "qadd", "qmul", "mul_f32", "transpose_nhwc",
+                "transpose_nchw")
 
 # ---------------------------------------------------------------------- enumeration
 #: bump when the mapping changes: cached enumerations of an older version are not read
-_INT8_ENUMERATION_VERSION = "1"
+_INT8_ENUMERATION_VERSION = "2"
 
 
 def _dims(shape: Sequence[int]) -> tuple[int, int, int]:
@@ -76,6 +77,9 @@ def _node_kernel(n: Any, attrs: dict[str, Any], ins: list[list[int]], const: set
                 "QLinearAdd": "qadd", "QLinearMul": "qmul"}[op]
         c, h, w = _dims(ins[0])
         return Kernel(name, c, c, h, w)
+    if op == "Mul":  # NB201's ``none`` edge (x * 0), which the quantizer leaves in float
+        c, h, w = _dims(ins[0])
+        return Kernel("mul_f32", c, c, h, w)
     if op == "Transpose":
         c, h, w = _dims(ins[0])
         perm = list(attrs["perm"])
@@ -258,7 +262,7 @@ def int8_input_shape(kernel: Kernel, batch: int) -> tuple[int, ...]:
 def int8_kernel_chains(kernel: Kernel) -> bool:
     """Whether copies of ``kernel`` can be chained (same type and shape out as in)."""
     k = kernel
-    if k.op in ("qadd", "qmul"):
+    if k.op in ("qadd", "qmul", "mul_f32"):
         return True
     if k.op in ("qavgpool", "qconv", "conv_dq"):
         return k.c_in == k.c_out and k.stride == 1 and k.kernel % 2 == 1
@@ -312,7 +316,7 @@ def int8_kernel_model(kernel: Kernel, copies: int = 1, batch: int = 1) -> Any:
 
     ms = "com.microsoft"
     x = "x"
-    float_in = k.op == "quantize" or k.op in ("conv_dq", "batchnorm_dq")
+    float_in = k.op in ("quantize", "conv_dq", "batchnorm_dq", "mul_f32")
     first = x if float_in else node("QuantizeLinear", [x, *act()])
     t, result = first, None
     for _ in range(copies):
@@ -331,6 +335,8 @@ def int8_kernel_model(kernel: Kernel, copies: int = 1, batch: int = 1) -> Any:
             t = node("QLinearMul", [t, *act(), const(np.uint8(0), np.uint8),
                                     const(np.float32(1.0)), const(np.uint8(0), np.uint8),
                                     *act()], ms)
+        elif k.op == "mul_f32":  # the float ``none`` edge between a dequantize and a quantize
+            t = node("Mul", [t, const(np.zeros(1))])
         elif k.op == "qavgpool":
             pad = 0 if k.kernel % 2 == 0 else k.kernel // 2
             t = node("QLinearAveragePool", [t, *act(), *act()], ms,
@@ -372,7 +378,7 @@ def int8_kernel_model(kernel: Kernel, copies: int = 1, batch: int = 1) -> Any:
     t = t if int8_kernel_chains(k) else result
     for n in nodes:
         n.output[:] = ["y" if o == t else o for o in n.output]
-    out_type = (TensorProto.FLOAT if k.op in ("dequantize", "conv_dq", "batchnorm_dq")
+    out_type = (TensorProto.FLOAT if k.op in ("dequantize", "conv_dq", "batchnorm_dq", "mul_f32")
                 else TensorProto.UINT8)
     graph = helper.make_graph(
         nodes, f"int8_kernel_{k}_x{copies}",
