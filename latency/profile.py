@@ -175,15 +175,24 @@ class Profiler:
                                 or since_reference >= self.protocol.reference_every):
                             self._measure_reference(store, round_, position)
                             since_reference = 0
-                        self._measure_one(store, t, text, round_)
+                        ok = self._measure_one(store, t, text, round_)
                         if self.resources and text not in have:
-                            self._record_resources(store, t, text, prepared, probe)
+                            if ok:  # a network that failed has nothing to measure
+                                self._record_resources(store, t, text, prepared, probe)
                             have.add(text)
                         done.add(text)
                         since_reference = (since_reference or 0) + 1
                         done_count += 1
                         if progress:
                             progress(done_count, total, text)
+                # architectures timed before resources were measured (an older store)
+                rows = store.measurements() if self.resources else None
+                timed = set(rows.loc[rows["status"] == "ok", "arch"]) if rows is not None else ()
+                for t in targets if self.resources else ():
+                    text = self.space.format(t.arch)
+                    if text not in have and text in timed:
+                        self._record_resources(store, t, text, None, probe)
+                        have.add(text)
             wanted = {self.space.format(t.arch) for t in targets}
             return self.write(store, wanted if self.table == "request" else None)
 
@@ -216,7 +225,7 @@ class Profiler:
             self._reference_timer = self.runtime.timer(self.space, self.reference)
         return self._reference_timer
 
-    def _measure_one(self, store: ProfileStore, t: Target, text: str, round_: int) -> None:
+    def _measure_one(self, store: ProfileStore, t: Target, text: str, round_: int) -> bool:
         reference = self._paired_timer()
         t0 = time.perf_counter()
         try:
@@ -226,8 +235,9 @@ class Profiler:
         except Exception as e:  # export or runtime failure: recorded, profiling goes on
             store.add_failure(text, t.index, round_, f"{type(e).__name__}: {e}",
                               time.perf_counter() - t0)
-            return
+            return False
         store.add(text, t.index, round_, m, time.perf_counter() - t0)
+        return True
 
     def write(self, store: ProfileStore, only: set[str] | None = None) -> DeviceTable:
         """Aggregate the store into ``latency_ms.csv`` + ``meta.json`` (atomic writes).
@@ -312,6 +322,12 @@ def _worker_init(parent: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(0)
+    # a profiler pinned to some cores (hwnas profile --cpu) leaves the others to its worker
+    if hasattr(os, "sched_getaffinity"):
+        others = set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
+        with contextlib.suppress(OSError):
+            if others:
+                os.sched_setaffinity(0, others)
     with contextlib.suppress(OSError):
         os.nice(5)  # the timing loop comes first when both want a core
     import torch
