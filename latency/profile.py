@@ -99,7 +99,7 @@ class Profiler:
     TABLES = ("store", "request")
 
     def __init__(self, space: Space, runtime: Runtime, protocol: MeasurementProtocol,
-                 out_dir: str | Path, name: str, table: str = "store", prefetch: int = 4,
+                 out_dir: str | Path, name: str, table: str = "store", prefetch: int = 2,
                  resources: bool = True, start_method: str | None = None):
         if table not in self.TABLES:
             raise ValueError(f"table must be one of {self.TABLES}, got {table!r}")
@@ -168,7 +168,8 @@ class Profiler:
                         text = self.space.format(t.arch)
                         if text in done:
                             continue
-                        prepared = ahead.wait(text) if ahead is not None else None
+                        if ahead is not None:
+                            ahead.wait(text)
                         # paired measurement already times the reference with every architecture
                         if not self.protocol.paired_reference and (
                                 since_reference is None
@@ -176,36 +177,42 @@ class Profiler:
                             self._measure_reference(store, round_, position)
                             since_reference = 0
                         ok = self._measure_one(store, t, text, round_)
-                        if self.resources and text not in have:
+                        if self.resources and text not in have and ahead is None:
                             if ok:  # a network that failed has nothing to measure
-                                self._record_resources(store, t, text, prepared, probe)
+                                self._record_resources(store, t, text, probe)
                             have.add(text)
                         done.add(text)
                         since_reference = (since_reference or 0) + 1
                         done_count += 1
                         if progress:
                             progress(done_count, total, text)
-                # architectures timed before resources were measured (an older store)
+                if ahead is not None:  # the worker measured them after its exports
+                    index = {self.space.format(t.arch): t.index for t in targets}
+                    for text, res in ahead.resources().items():
+                        store.add_resources(text, index.get(text), res.memory_mb,
+                                            res.onnx_bytes, res.weight_bytes, res.error)
+                        have.add(text)
+                # what the worker could not measure, and architectures timed before resources
+                # were measured (an older store)
                 rows = store.measurements() if self.resources else None
                 timed = set(rows.loc[rows["status"] == "ok", "arch"]) if rows is not None else ()
                 for t in targets if self.resources else ():
                     text = self.space.format(t.arch)
                     if text not in have and text in timed:
-                        self._record_resources(store, t, text, None, probe)
+                        self._record_resources(store, t, text, probe)
                         have.add(text)
             wanted = {self.space.format(t.arch) for t in targets}
             return self.write(store, wanted if self.table == "request" else None)
 
     def _record_resources(self, store: ProfileStore, t: Target, text: str,
-                          prepared: Resources | None, probe: MemoryProbe | None) -> None:
-        res = prepared
-        if res is None:  # sequential path, or the worker could not: measure here, after timing
-            try:
-                res = measure_resources(self.runtime, self.space, t.arch, probe)
-            except (StoreError, KeyboardInterrupt):
-                raise
-            except Exception:  # cannot export: the latency row already records the failure
-                return
+                          probe: MemoryProbe | None) -> None:
+        """Measure here, after timing (the sequential path, or what the worker could not)."""
+        try:
+            res = measure_resources(self.runtime, self.space, t.arch, probe)
+        except (StoreError, KeyboardInterrupt):
+            raise
+        except Exception:  # cannot export: the latency row already records the failure
+            return
         store.add_resources(text, t.index, res.memory_mb, res.onnx_bytes, res.weight_bytes,
                             res.error)
 
@@ -328,34 +335,37 @@ def _worker_init(parent: int) -> None:
         with contextlib.suppress(OSError):
             if others:
                 os.sched_setaffinity(0, others)
-    with contextlib.suppress(OSError):
-        os.nice(5)  # the timing loop comes first when both want a core
+    # no os.nice: on a busy host a niced worker starves, and the timing loop waits for it
     import torch
 
     torch.set_num_threads(1)
 
 
-def _prepare(runtime: Runtime, space: Space, arch: Architecture,
-             want_resources: bool) -> Resources | None:
-    """In the worker: export (or quantize) ``arch`` into the cache; its memory and sizes."""
-    global _WORKER_PROBE
+def _export(runtime: Runtime, space: Space, arch: Architecture) -> None:
+    """In the worker: export (or quantize) ``arch`` into the cache."""
     model_file(runtime, space, arch)
-    if not want_resources:
-        return None
+
+
+def _resources(runtime: Runtime, space: Space, arch: Architecture) -> Resources:
+    """In the worker: memory and sizes of an exported ``arch``."""
+    global _WORKER_PROBE
     if _WORKER_PROBE is None:
         _WORKER_PROBE = MemoryProbe()
     return measure_resources(runtime, space, arch, _WORKER_PROBE)
 
 
 class _Prefetcher:
-    """One worker process preparing ``jobs`` (canonical string, architecture, want resources)
-    in order, at most ``lookahead`` ahead of the one asked for."""
+    """One worker process exporting ``jobs`` (canonical string, architecture, want resources)
+    in order, at most ``lookahead`` ahead of the one asked for; once every export is queued it
+    measures the memory and sizes of those that want them (exports first: the timing loop waits
+    for an export, never for a memory measurement)."""
 
     def __init__(self, runtime: Runtime, space: Space,
                  jobs: list[tuple[str, Architecture, bool]], lookahead: int, start_method: str):
         self.runtime, self.space, self.jobs, self.lookahead = runtime, space, jobs, lookahead
         self._position = {text: i for i, (text, _, _) in enumerate(jobs)}
         self._futures: dict[str, Future] = {}
+        self._resource_futures: dict[str, Future] = {}
         self._next = 0
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(start_method),
                                          initializer=_worker_init, initargs=(os.getpid(),))
@@ -363,30 +373,42 @@ class _Prefetcher:
 
     def _fill(self, position: int) -> None:
         while self._next < len(self.jobs) and self._next <= position + self.lookahead:
-            text, arch, want = self.jobs[self._next]
-            self._futures[text] = self._pool.submit(_prepare, self.runtime, self.space, arch, want)
+            text, arch, _ = self.jobs[self._next]
+            self._futures[text] = self._pool.submit(_export, self.runtime, self.space, arch)
             self._next += 1
+            if self._next == len(self.jobs):
+                for key, todo, want in self.jobs:
+                    if want:
+                        self._resource_futures[key] = self._pool.submit(
+                            _resources, self.runtime, self.space, todo)
 
-    def wait(self, text: str) -> Resources | None:
-        """Wait for ``text``'s preparation; its resources, or None when the worker did not
-        prepare it (already timed, failed: the caller then does the work itself)."""
+    def wait(self, text: str) -> None:
+        """Wait until ``text`` is exported (or failed to be: the caller's own export then
+        fails again and records it, as it always did)."""
         position = self._position.get(text)
         if position is None:
-            return None
+            return
         self._fill(position)
         future = self._futures.pop(text, None)
-        if future is None:
-            return None
-        try:
-            return future.result()
-        except Exception:  # an export failure or a broken worker: the caller redoes it here,
-            return None    # where a failure is recorded as it always was
+        if future is not None:
+            with contextlib.suppress(Exception):  # an export failure, a broken worker
+                future.result()
+
+    def resources(self) -> dict[str, Resources]:
+        """Wait for the memory and sizes measured; those that could not be are left out."""
+        self._fill(len(self.jobs))
+        out = {}
+        for text, future in self._resource_futures.items():
+            with contextlib.suppress(Exception):
+                out[text] = future.result()
+        self._resource_futures.clear()
+        return out
 
     def __enter__(self) -> _Prefetcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for f in self._futures.values():
+        for f in [*self._futures.values(), *self._resource_futures.values()]:
             f.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
