@@ -51,6 +51,19 @@ def test_memory_and_size_objectives_through_minimize(tmp_path):
     assert store_dir.name == "live-resources-ort-cpu-nb201"
 
 
+@pytest.mark.slow
+def test_resource_sources_contract(tmp_path):
+    archs = [SPACE.sample(np.random.default_rng(i)) for i in range(2)]
+    for name in ("memory", "size", "size:weights"):
+        source = create_source(name, SPACE, out=str(tmp_path / "res"))
+        assert isinstance(source.name, str) and source.name and source.unit == "MiB"
+        values = source.evaluate(archs)
+        assert values.shape == (2,) and values.dtype == np.float64
+        assert np.isfinite(values).all() and (values > 0).all()
+        assert source.calls == 2 and source.cost_s > 0
+        source.close()
+
+
 def test_size_sources_match_the_file_and_its_weights(tmp_path):
     arch = SPACE.sample(5)
     size = create_source("size", SPACE, out=str(tmp_path / "res"))
@@ -84,6 +97,7 @@ def test_energy_says_unsupported_here_or_reads_above_zero():
     assert source.evaluate([SPACE.sample(1)])[0] > 0
 
 
+@pytest.mark.slow
 def test_search_cli_takes_memory_and_reports_energy_in_one_line(capsys, tmp_path):
     code = main(["search", "--space", "nb201", "--objectives", "accuracy,memory", "--strategy",
                  "random", "--budget", "2", "--seed", "1", "--out", str(tmp_path / "run")])

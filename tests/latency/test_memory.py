@@ -55,6 +55,7 @@ def _shared_cache(cache, monkeypatch):
     monkeypatch.setenv("HWNAS_CACHE", str(cache))
 
 
+@pytest.mark.slow
 def test_memory_orders_big_and_small_networks():
     with MemoryProbe() as probe:
         big = probe.measure(export_onnx(SPACE, BIG))
