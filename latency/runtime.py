@@ -8,18 +8,20 @@ latency set explicitly, and the provider actually used is checked (as onnxruntim
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from hwnas.search import Architecture, HwnasError, Space, UnknownNameError
+from hwnas.search import Architecture, Space, UnknownNameError
 
 from .export import export_onnx
+
+# torch-free, shared with the device agent; re-exported here where they always were
+from .session import RuntimeConfig, RuntimeUnavailableError, Timer, make_session
+from .session import wall_timer as _wall_timer
 
 __all__ = [
     "RuntimeConfig",
@@ -38,44 +40,6 @@ __all__ = [
     "list_runtimes",
     "make_session",
 ]
-
-#: n -> per-call latencies in milliseconds
-Timer = Callable[[int], np.ndarray]
-
-_OPT_LEVELS = ("disable", "basic", "extended", "all")
-
-
-class RuntimeUnavailableError(HwnasError):
-    """The runtime cannot run here; the message says why."""
-
-
-@dataclass(frozen=True)
-class RuntimeConfig:
-    """Options that change measured latency; recorded with every table.
-
-    Attributes:
-        batch: inputs per inference.
-        intra_op_threads: threads inside one operator (ONNX Runtime / torch intra-op).
-        inter_op_threads: threads across operators.
-        graph_optimization: ONNX Runtime graph optimisation level: disable, basic, extended, all.
-        device_id: GPU ordinal for the CUDA runtimes.
-    """
-
-    batch: int = 1
-    intra_op_threads: int = 1
-    inter_op_threads: int = 1
-    graph_optimization: str = "all"
-    device_id: int = 0
-
-    def __post_init__(self) -> None:
-        if self.batch < 1:
-            raise HwnasError(f"batch must be >= 1, got {self.batch}")
-        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
-            raise HwnasError("thread counts must be >= 0 (0: the runtime's default)")
-        if self.graph_optimization not in _OPT_LEVELS:
-            raise HwnasError(f"graph optimisation {self.graph_optimization!r}; "
-                             f"valid: {', '.join(_OPT_LEVELS)}")
-
 
 class Runtime(ABC):
     """Times networks on one device with one software stack."""
@@ -112,50 +76,7 @@ def _input(space: Space, arch: Architecture, batch: int) -> np.ndarray:
     return rng.standard_normal((batch, *space.input_shape(arch)), dtype=np.float32)
 
 
-def _wall_timer(call: Callable[[], Any]) -> Timer:
-    def timed(n: int) -> np.ndarray:
-        out = np.empty(n, dtype=np.float64)
-        clock = time.perf_counter_ns
-        for i in range(n):
-            t0 = clock()
-            call()
-            out[i] = clock() - t0
-        return out / 1e6
-
-    return timed
-
-
 # ---------------------------------------------------------------------- ONNX Runtime
-def make_session(path: str | Path, config: RuntimeConfig, provider: str) -> Any:
-    """An ``onnxruntime.InferenceSession`` with explicit options on exactly ``provider``.
-
-    Raises:
-        RuntimeUnavailableError: the provider did not take the session (ONNX Runtime falls back
-            to the CPU silently otherwise).
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = config.intra_op_threads
-    opts.inter_op_num_threads = config.inter_op_threads
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[config.graph_optimization]
-    opts.log_severity_level = 3
-    providers: list[Any] = [provider]
-    if provider == "CUDAExecutionProvider":
-        providers = [(provider, {"device_id": config.device_id})]
-    sess = ort.InferenceSession(str(path), opts, providers=providers)
-    if sess.get_providers()[0] != provider:
-        raise RuntimeUnavailableError(
-            f"ONNX Runtime did not run the session on {provider} (got {sess.get_providers()})")
-    return sess
-
-
 class OrtRuntime(Runtime):
     """ONNX Runtime on one execution provider; the network is the space's exported reference."""
 
