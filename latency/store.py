@@ -48,6 +48,16 @@ _ADDED_COLUMNS = (
 )
 
 
+# Added after the first stores were written: created on open when missing (the migration of an
+# old store), and kept in a table of its own so the measurement table's schema is untouched.
+_RESOURCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resource (
+    arch TEXT PRIMARY KEY, idx INTEGER, memory_mb REAL, onnx_bytes INTEGER, weight_bytes INTEGER,
+    error TEXT, measured_at TEXT NOT NULL
+);
+"""
+
+
 class StoreError(HwnasError):
     """The store cannot be opened or written (permissions, full disk, other settings)."""
 
@@ -120,6 +130,7 @@ class ProfileStore:
             self._con.execute("PRAGMA synchronous=NORMAL")
             self._con.executescript(_SCHEMA)
             self._migrate()
+            self._con.executescript(_RESOURCE_SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open the profile store in {self.directory}: {e}") from None
 
@@ -223,3 +234,16 @@ class ProfileStore:
 
     def references(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM reference ORDER BY seq", self._con)
+
+    # ------------------------------------------------------------------ resources
+    def add_resources(self, arch: str, index: int | None, memory_mb: float | None,
+                      onnx_bytes: int | None, weight_bytes: int | None,
+                      error: str | None = None) -> None:
+        """Record an architecture's memory and sizes, once (a second record is ignored)."""
+        self._write("INSERT OR IGNORE INTO resource VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (arch, index, memory_mb, onnx_bytes, weight_bytes,
+                     None if error is None else error[:2000], _now()))
+
+    def resources(self) -> pd.DataFrame:
+        """Every recorded architecture's ``memory_mb``, ``onnx_bytes``, ``weight_bytes``."""
+        return pd.read_sql_query("SELECT * FROM resource", self._con)

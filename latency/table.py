@@ -27,6 +27,7 @@ __all__ = [
     "DeviceTable",
     "TABLE_COLUMNS",
     "SPREAD_COLUMNS",
+    "RESOURCE_COLUMNS",
     "atomic_write_bytes",
     "atomic_write_text",
     "qualified_device_name",
@@ -34,7 +35,9 @@ __all__ = [
 ]
 
 SPREAD_COLUMNS = ("p10_ms", "p90_ms", "iqr_ms", "cv", "n_runs", "rounds", "round_spread")
-TABLE_COLUMNS = ("index", "arch", "latency_ms", *SPREAD_COLUMNS)
+#: memory and sizes of each architecture (hwnas.latency.resources), where a profile measured them
+RESOURCE_COLUMNS = ("memory_mb", "onnx_bytes", "weight_bytes")
+TABLE_COLUMNS = ("index", "arch", "latency_ms", *SPREAD_COLUMNS, *RESOURCE_COLUMNS)
 SCHEMA = "hwnas.device-table/1"
 
 
