@@ -9,21 +9,9 @@ The scriptable core::
     print(result.front)
 """
 
-from hwnas.search import Constraint, Objective, Strategy, list_strategies, register_strategy
-from hwnas.search.tables.load import EXPECTED_ROWS, BenchmarkTables, TableWarning, load_tables
+from __future__ import annotations
 
-from .cache import StatsCache, default_cache_path
-from .core import (
-    Problem,
-    ReferenceFront,
-    Result,
-    SearchWarning,
-    minimize,
-    read_run,
-    true_front,
-    write_run,
-)
-from .sources import create_source, list_sources, register_source
+from hwnas.search.lazy import lazy_exports
 
 __all__ = [
     "EXPECTED_ROWS",
@@ -49,3 +37,35 @@ __all__ = [
     "true_front",
     "write_run",
 ]
+
+# name -> defining submodule, imported on first access (PEP 562): `import hwnas.X` stays
+# light, so the device agent imports no torch (tests/latency/test_agent_server.py)
+_EXPORTS = {
+    "hwnas.search": (
+        "Constraint",
+        "Objective",
+        "Strategy",
+        "list_strategies",
+        "register_strategy",
+    ),
+    "hwnas.search.tables.load": (
+        "EXPECTED_ROWS",
+        "BenchmarkTables",
+        "TableWarning",
+        "load_tables",
+    ),
+    ".cache": ("StatsCache", "default_cache_path"),
+    ".core": (
+        "Problem",
+        "ReferenceFront",
+        "Result",
+        "SearchWarning",
+        "minimize",
+        "read_run",
+        "true_front",
+        "write_run",
+    ),
+    ".sources": ("create_source", "list_sources", "register_source"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

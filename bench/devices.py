@@ -19,9 +19,11 @@ from hwnas.latency import (
     list_runtimes,
     read_device_table,
 )
+from hwnas.latency.table import qualified_device_name
 from hwnas.search import (
     Architecture,
     DataNotFoundError,
+    HwnasError,
     MetricSource,
     NotInTableError,
     UnknownNameError,
@@ -29,8 +31,13 @@ from hwnas.search import (
 )
 from hwnas.search.tables.load import BenchmarkTables
 
-__all__ = ["TableLatency", "ProfiledDevice", "results_dir", "find_profiled", "resolve_device",
+__all__ = ["TableLatency", "ProfiledDevice", "AmbiguousDeviceError", "results_dir",
+           "find_profiled", "profiled_path", "profile_folder", "resolve_device",
            "device_table_source", "lut_source", "live_source"]
+
+
+class AmbiguousDeviceError(HwnasError):
+    """A bare device name that several profiles share (other runtimes, batch or threads)."""
 
 
 def results_dir() -> Path:
@@ -65,13 +72,33 @@ class TableLatency(MetricSource):
 
 @dataclass(frozen=True)
 class ProfiledDevice:
-    """A profiled device table found under ``results/devices``."""
+    """A profiled device table found under ``results/devices``.
+
+    ``device`` is the name it was profiled under; ``name`` adds the runtime, batch and threads
+    (:func:`hwnas.latency.table.qualified_device_name`, e.g. ``mycpu@ort-cpu-int8``): the same
+    CPU at INT8 and at FP32 is two devices. ``--device`` takes either; the bare name only while
+    one profile of the space has it.
+    """
 
     space: str
     device: str
     path: Path
     rows: int
     median_ms: float
+    name: str = ""
+    runtime: str | None = None
+    numeric_precision: str | None = None
+    batch: int | None = None
+    threads: int | None = None
+
+    def describe(self) -> str:
+        """``name (int8, batch 1, 1 thread)``."""
+        bits = [self.numeric_precision or "precision unknown"]
+        if self.batch is not None:
+            bits.append(f"batch {self.batch}")
+        if self.threads is not None:
+            bits.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
+        return f"{self.name} ({', '.join(bits)})"
 
 
 def find_profiled(root: Path | None = None) -> list[ProfiledDevice]:
@@ -83,12 +110,54 @@ def find_profiled(root: Path | None = None) -> list[ProfiledDevice]:
         try:
             meta = json.loads(meta_path.read_text())
             table = read_device_table(csv)
+            setup = table.setup
         except Exception:  # a half-written or foreign folder is not a device: skip it
             continue
         lat = table.frame["latency_ms"]
-        found.append(ProfiledDevice(meta.get("space", "?"), meta.get("device", csv.parent.name),
-                                    csv, len(lat), float(lat.median()) if len(lat) else np.nan))
+        device = str(meta.get("device", csv.parent.name))
+        found.append(ProfiledDevice(
+            str(meta.get("space", "?")), device, csv, len(lat),
+            float(lat.median()) if len(lat) else np.nan,
+            qualified_device_name(device, setup["runtime"], setup["batch"], setup["threads"]),
+            setup["runtime"], setup["numeric_precision"], setup["batch"], setup["threads"]))
     return found
+
+
+def profile_folder(name: str, runtime: str, batch: int = 1, threads: int = 1) -> Path:
+    """The default folder of ``hwnas profile``: ``results/devices/NAME`` for the default setup
+    (ort-cpu, batch 1, one thread: where profiles have always gone, so they still resume),
+    else ``results/devices/NAME@RUNTIME[-bBATCH][-tTHREADS]``, so that profiling the same machine
+    with another runtime or precision makes a second device instead of refusing to resume."""
+    if (runtime, batch, threads) == ("ort-cpu", 1, 1):
+        return results_dir() / "devices" / name
+    return results_dir() / "devices" / qualified_device_name(name, runtime, batch, threads)
+
+
+def profiled_path(spec: str, space_name: str) -> Path | None:
+    """The table of the profiled device ``spec`` names for ``space_name``: a qualified name
+    (``mycpu@ort-cpu-int8``), or a bare device name that one profile alone has; ``None`` if
+    no profile has it.
+
+    Raises:
+        AmbiguousDeviceError: several profiles answer to ``spec``; lists their qualified names
+            (or folders, when even those are shared).
+    """
+    mine = [p for p in find_profiled() if p.space == space_name]
+    for key in ("name", "device"):
+        hits = [p for p in mine if getattr(p, key) == spec]
+        if len(hits) == 1:
+            return hits[0].path
+        if len(hits) > 1:
+            names = sorted({p.name for p in hits})
+            if len(names) == len(hits):
+                raise AmbiguousDeviceError(
+                    f"device {spec!r} names {len(hits)} {space_name} profiles: "
+                    f"{'; '.join(p.describe() for p in sorted(hits, key=lambda p: p.name))}; "
+                    "give one of these names")
+            raise AmbiguousDeviceError(
+                f"device {spec!r} names {len(hits)} {space_name} profiles with the same setup, "
+                f"in {', '.join(str(p.path.parent) for p in hits)}; give the folder")
+    return None
 
 
 def _index_of(tables: BenchmarkTables | None):  # noqa: ANN202
@@ -140,10 +209,7 @@ def device_table_source(spec: str, space_name: str,
     """
     path = Path(spec)
     if not path.exists():
-        for p in find_profiled():
-            if p.device == spec and p.space == space_name:
-                path = p.path
-                break
+        path = profiled_path(spec, space_name) or path
     if path.exists():
         return DeviceTableLatency(read_device_table(path), get_space(space_name),
                                   _index_of(tables))
@@ -151,10 +217,12 @@ def device_table_source(spec: str, space_name: str,
         raise DataNotFoundError(
             f"device {spec!r} is not a table path or live:RUNTIME, and public device names need "
             "the public tables (--data or HWNAS_DATA)")
+    profiled = sorted({p.name for p in find_profiled() if p.space == space_name})
     raise UnknownNameError(
         f"{space_name} device", spec, tables.devices,
-        also=f"or a device-table path, lut:PATH of an operator lookup table, or live:RUNTIME "
-             f"({', '.join(list_runtimes())})")
+        also=(f"a profiled device ({', '.join(profiled)}), " if profiled else "")
+        + f"or a device-table path, lut:PATH of an operator lookup table, or live:RUNTIME "
+          f"({', '.join(list_runtimes())})")
 
 
 def lut_source(spec: str, space_name: str) -> MetricSource:

@@ -125,15 +125,14 @@ def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables |
 def _prior_path(spec: str, space_name: str) -> Path | None:
     """The table file a prior names: a CSV, a device folder (its ``latency_ms.csv``) or the name
     of a device profiled for this space under ``results/devices``; ``None`` if none."""
-    from .devices import find_profiled
+    from .devices import profiled_path
 
     path = Path(spec)
     if path.is_dir() and (path / "latency_ms.csv").is_file():
         return path / "latency_ms.csv"
     if spec.endswith(".csv") or path.is_file():
         return path
-    return next((p.path for p in find_profiled()
-                 if p.device == spec and p.space == space_name), None)
+    return profiled_path(spec, space_name)
 
 
 def _read_prior_csv(path: str, space: Space, archs: list[Architecture] | None

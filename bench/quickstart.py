@@ -9,6 +9,9 @@
    checked (Spearman) against the other measured ones.
 4. Compare three strategies x seeds on NB201 CIFAR-10 accuracy x this machine's latency x
    parameters (``hwnas compare``), and write the report (``hwnas report``).
+5. Deploy (``hwnas deploy``): measure the pooled front and its nearest runners-up
+   (:data:`DEPLOY_TOP` networks) here, rebuild the front from the measured latencies, and write
+   the recommended networks (table, ONNX files, predicted vs measured) to ``OUT/deploy``.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["run_quickstart", "STRATEGIES"]
+__all__ = ["run_quickstart", "STRATEGIES", "DEPLOY_TOP"]
 
 STRATEGIES = ("random", "evolution", "nsga2")
 SHOTS = 20
+#: networks the deploy step measures: small, so the quickstart stays quick
+DEPLOY_TOP = 6
 Echo = Callable[[str], None]
 
 
@@ -69,12 +74,12 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
     tables = load_tables("nb201", data_dir)  # says where it looked and how to set HWNAS_DATA
     space = get_space("nb201")
 
-    echo("quickstart 1/4: planning which architectures to measure")
+    echo("quickstart 1/5: planning which architectures to measure")
     context = device_context("nb201", data_dir=data_dir)
     planned, others = _plan(out, n_archs, context, echo)
     targets = [Target(tables.arch_at(i), i) for i in [*planned, *others]]
 
-    echo(f"quickstart 2/4: profiling {len(targets)} NB201 networks on this machine "
+    echo(f"quickstart 2/5: profiling {len(targets)} NB201 networks on this machine "
          "(ONNX Runtime, CPU, 1 thread, batch 1)")
     runtime = get_runtime("ort-cpu", RuntimeConfig())
     runtime.require()
@@ -86,7 +91,7 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
                 f"{measured['latency_ms'].median():.2f} ms "
                 f"({measured['latency_ms'].min():.2f}-{measured['latency_ms'].max():.2f} ms)")
 
-    echo("quickstart 3/4: adapting the latency predictor from "
+    echo("quickstart 3/5: adapting the latency predictor from "
          f"{min(len(planned), SHOTS)} measurements")
     device = str(out / "device" / "latency_ms.csv")
     shots = measured[measured["index"].isin(planned)]
@@ -111,7 +116,7 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
         echo("quickstart: too few measured shots for a predicted table; the search uses the "
              "measured sample only (architectures outside it are skipped)")
 
-    echo(f"quickstart 4/4: {len(STRATEGIES)} strategies x {seeds} seeds x {budget} evaluations")
+    echo(f"quickstart 4/5: {len(STRATEGIES)} strategies x {seeds} seeds x {budget} evaluations")
     problem = {"space": "nb201", "task": "cifar10_test_200ep", "device": device,
                "objectives": ["accuracy", "latency", "params"], "constraints": []}
     config = CompareConfig({"nb201-this-machine": problem},
@@ -127,6 +132,10 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
                                     check[["index", "latency_ms"]]))]
     paths = build_report([out / "compare"], out / "report", data_dir, scatter=pairs)
 
+    echo(f"quickstart 5/5: measuring the {DEPLOY_TOP} best networks of the search on this "
+         "machine (hwnas deploy)")
+    deploy_line = _deploy(out, runtime, bar)
+
     scores = pd.read_parquet(out / "compare" / "indicators.parquet")
     last = scores[scores["budget"] == budget].groupby("strategy")["hv_ratio"].median()
     best = last.idxmax()
@@ -135,13 +144,38 @@ def run_quickstart(out: str | Path, data_dir: str | None = None, n_archs: int = 
         f"search: {manifest['counts']['done'] + manifest['counts']['skipped']} runs; best median "
         f"hypervolume ratio at {budget} evaluations: {best} {last[best]:.3f} ("
         + ", ".join(f"{s} {v:.3f}" for s, v in last.items() if s != best) + ")",
-        f"everything is under {out}: device/, predicted_latency.csv, compare/, report/",
+        deploy_line,
+        f"everything is under {out}: device/, predicted_latency.csv, compare/, report/, "
+        "deploy/",
     ]
     from hwnas.latency import atomic_write_text
 
     atomic_write_text(out / "summary.json",
                       json.dumps({"lines": lines, "report": str(paths["html"])}, indent=2) + "\n")
     return {"report": str(paths["html"]), "lines": lines}
+
+
+def _deploy(out: Path, runtime: Any, bar: Callable[[str], Any]) -> str:
+    """Step 5: the search's front measured here; returns the summary line."""
+    from hwnas.latency import MeasurementProtocol
+
+    from .deploy import LocalTarget, TargetOptions, deploy
+
+    # a store of its own: device/latency_ms.csv stays the profile of step 2
+    target = LocalTarget(runtime.name, TargetOptions(runtime.config, MeasurementProtocol(),
+                                                     out / "device-deploy"))
+    with bar("measuring the front here") as advance:
+        result = deploy(out / "compare", target.name, out / "deploy", top=DEPLOY_TOP,
+                        progress=advance, target=target)
+    front = result.table[result.table["deploy"] == "front"]
+    c = result.record["comparison"]
+    line = (f"recommended for this machine: {len(front)} networks measured here "
+            f"({front['latency_p50_ms'].min():.2f}-{front['latency_p50_ms'].max():.2f} ms"
+            + (f", accuracy {front['accuracy'].min():.1f}-{front['accuracy'].max():.1f}%"
+               if front["accuracy"].notna().any() else "") + ")")
+    if c.get("spearman") is not None:
+        line += f"; predicted vs measured Spearman {c['spearman']:.3f}"
+    return line + f"; {out / 'deploy' / 'deployable.md'}"
 
 
 def _write(path: Path, frame: pd.DataFrame) -> Path:

@@ -4,21 +4,9 @@ Runtimes (ONNX Runtime CPU/CUDA, PyTorch CPU/CUDA events), ONNX export, the meas
 resumable device profiles and operator lookup tables.
 """
 
-from .environment import describe_environment
-from .export import ExportError, export_onnx, onnx_cache_dir
-from .profile import Profiler, Target, aggregate, reference_arch
-from .protocol import Measurement, MeasurementProtocol, measure, median_ci, summarize
-from .runtime import (
-    Runtime,
-    RuntimeConfig,
-    RuntimeUnavailableError,
-    get_runtime,
-    list_runtimes,
-    make_session,
-)
-from .sources import DeviceTableLatency, LiveLatency
-from .store import ProfileStore, StoreError
-from .table import DeviceTable, atomic_write_text, read_device_table
+from __future__ import annotations
+
+from hwnas.search.lazy import lazy_exports
 
 __all__ = [
     "DeviceTableLatency",
@@ -48,3 +36,20 @@ __all__ = [
     "onnx_cache_dir",
     "summarize",
 ]
+
+# name -> defining submodule, imported on first access (PEP 562): `import hwnas.X` stays
+# light, so the device agent imports no torch (tests/latency/test_agent_server.py)
+_EXPORTS = {
+    ".environment": ("describe_environment",),
+    ".export": ("ExportError", "export_onnx", "onnx_cache_dir"),
+    ".profile": ("Profiler", "Target", "aggregate", "reference_arch"),
+    ".protocol": ("Measurement", "MeasurementProtocol", "measure", "median_ci", "summarize"),
+    ".runtime": ("Runtime", "get_runtime", "list_runtimes"),
+    # torch-free (shared with the device agent), also re-exported by .runtime
+    ".session": ("RuntimeConfig", "RuntimeUnavailableError", "make_session"),
+    ".sources": ("DeviceTableLatency", "LiveLatency"),
+    ".store": ("ProfileStore", "StoreError"),
+    ".table": ("DeviceTable", "atomic_write_text", "read_device_table"),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -15,8 +15,10 @@ import numpy as np
 from hwnas.search import cache_root
 
 from .kernels import _BLOCK, _NCHWC, Kernel, LUTError
+from .kernels_int8 import INT8_OPS, int8_input_shape, int8_kernel_chains, int8_kernel_model
 
 __all__ = [
+    "kernel_chains",
     "kernel_model",
 ]
 
@@ -25,6 +27,8 @@ _MODEL_VERSION = "1"
 
 
 def _input_shape(kernel: Kernel, batch: int) -> tuple[int, ...]:
+    if kernel.op in INT8_OPS:
+        return int8_input_shape(kernel, batch)
     if kernel.op == "gemm":
         return (batch, kernel.c_in)
     return (batch, kernel.c_in, kernel.h, kernel.w)
@@ -40,10 +44,16 @@ def kernel_model(kernel: Kernel, copies: int = 1, batch: int = 1) -> Any:
     model's input and only the first one's output is returned. Every convolution has its own
     weights, as in a network.
 
+    INT8 kernels (:data:`~hwnas.latency.kernels_int8.INT8_OPS`) are built by
+    :func:`~hwnas.latency.kernels_int8.int8_kernel_model`.
+
     Raises:
         LUTError: an unknown op, or fewer than one copy.
     """
     from onnx import TensorProto, helper, numpy_helper
+
+    if kernel.op in INT8_OPS:
+        return int8_kernel_model(kernel, copies, batch)
 
     if copies < 1:
         raise LUTError(f"{kernel}: {copies} copies; need at least 1")
@@ -131,6 +141,12 @@ def kernel_model(kernel: Kernel, copies: int = 1, batch: int = 1) -> Any:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))], inits)
     return helper.make_model(graph, ir_version=8, opset_imports=[
         helper.make_opsetid("", 17), helper.make_opsetid(_NCHWC, 1)])
+
+
+def kernel_chains(kernel: Kernel) -> bool:
+    """Whether :func:`kernel_model` chains the kernel's copies (else they fan out from one
+    input)."""
+    return int8_kernel_chains(kernel) if kernel.op in INT8_OPS else kernel.chainable
 
 
 def _identity_model(batch: int) -> Any:

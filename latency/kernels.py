@@ -28,6 +28,7 @@ __all__ = [
     "KERNEL_COLUMNS",
     "Kernel",
     "LUTError",
+    "PRECISIONS",
     "graph_kernels",
     "kernel_universe",
     "kernels",
@@ -312,16 +313,36 @@ def list_lut_spaces() -> list[str]:
     return list(_ENUMERATORS)
 
 
-def kernels(space: Space, arch: Architecture) -> Counter[Kernel]:
-    """The multiset of kernel configurations ``arch``'s network runs (see :func:`nb201_kernels`).
+#: numeric precisions a lookup table can model: the FP32 network, or its static QDQ INT8 form
+PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+
+
+def kernels(space: Space, arch: Architecture, precision: str = "fp32") -> Counter[Kernel]:
+    """The multiset of kernel configurations ``arch``'s network runs.
+
+    ``fp32``: enumerated analytically (:func:`nb201_kernels`). ``int8``: read from ONNX Runtime's
+    optimised graph of the quantized network (:func:`hwnas.latency.kernels_int8.
+    int8_graph_kernels`), which quantizes the network first if it is not cached (seconds) and
+    keeps the enumeration on disk.
 
     Raises:
-        LUTError: no kernel model for this space (the message lists the supported ones).
+        LUTError: no kernel model for this space or precision (the message lists the supported
+            ones).
     """
     if space.name not in _ENUMERATORS:
         raise LUTError(f"no operator LUT for space {space.name!r}; supported: "
                        f"{', '.join(_ENUMERATORS)}")
-    return _ENUMERATORS[space.name](space, arch)
+    if precision == "fp32":
+        return _ENUMERATORS[space.name](space, arch)
+    if precision != "int8":
+        raise LUTError(f"precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    from .kernels_int8 import int8_graph_kernels
+    from .quantize import quantize_onnx
+
+    space._check(arch)
+    path = quantize_onnx(space, arch, 1)
+    return int8_graph_kernels(path, input_shape=(1, *space.input_shape(arch)),
+                              cache_dir=cache_root() / "lut" / "int8")
 
 
 #: bump when the enumeration changes: cached universes of an older version are not read

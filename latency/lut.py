@@ -39,6 +39,13 @@ cancels the host's state; between the reference's calls the kernel also finds ca
 predictors in the semi-cold state it finds inside a network, not the warm state of a tight
 loop over one tiny model. The prediction is ``a * sum + b``, with ``a`` and ``b`` fitted (least
 absolute relative error) on a few whole networks timed the same way.
+
+The INT8 runtime (``runtime="ort-cpu-int8"``: the static QDQ network of
+:mod:`hwnas.latency.quantize`) gets the same table and fit, with kernels read from ONNX Runtime's
+optimised graph of each quantized network rather than enumerated (which QDQ groups fuse into
+integer kernels depends on how the quantizer saw each operator; see
+:mod:`hwnas.latency.kernels_int8`), timed as INT8 kernel models. A table records its runtime and
+precision, and :meth:`OperatorLUT.check_runtime` refuses it for another runtime.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ from .environment import describe_environment
 from .kernel_models import _atomic_write, kernel_model
 from .kernels import (
     KERNEL_COLUMNS,
+    PRECISIONS,
     Kernel,
     LUTError,
     graph_kernels,
@@ -70,7 +78,7 @@ from .kernels import (
     nb201_kernels,
 )
 from .lut_timing import (
-    _RUNTIME_OF_PROVIDER,
+    LUT_RUNTIMES,
     REFERENCE_ARCHS,
     Progress,
     _rounds_of,
@@ -86,7 +94,9 @@ __all__ = [
     "Kernel",
     "LUTError",
     "LUTLatency",
+    "LUT_RUNTIMES",
     "OperatorLUT",
+    "PRECISIONS",
     "REFERENCE_ARCHS",
     "build_lut",
     "graph_kernels",
@@ -163,6 +173,29 @@ class OperatorLUT:
     def space(self) -> Space:
         return get_space(self.space_name)
 
+    @property
+    def runtime(self) -> str:
+        """The runtime the table was measured on (tables from before INT8: ``ort-cpu``)."""
+        return str(self.metadata.get("runtime", "ort-cpu"))
+
+    @property
+    def precision(self) -> str:
+        """``fp32`` or ``int8``: which network's kernels the table holds."""
+        return str(self.metadata.get("precision", "fp32"))
+
+    def check_runtime(self, runtime: str) -> None:
+        """Refuse to stand for another runtime's latency (an FP32 table for an INT8 profile, or
+        the reverse): their kernels differ.
+
+        Raises:
+            LUTError: naming both runtimes and precisions.
+        """
+        want = LUT_RUNTIMES.get(runtime, (None, "?"))[1]
+        if runtime != self.runtime:
+            raise LUTError(f"this lookup table was built for runtime {self.runtime} "
+                           f"({self.precision}), not {runtime} ({want}); build one with "
+                           f"hwnas profile --lut --runtime {runtime}")
+
     def __len__(self) -> int:
         return len(self._lookup)
 
@@ -173,7 +206,7 @@ class OperatorLUT:
         out = np.empty(len(archs))
         for i, arch in enumerate(archs):
             total = 0.0
-            for k, n in kernels(space, arch).items():
+            for k, n in kernels(space, arch, self.precision).items():
                 total += n * self._lookup.get(k, math.nan)
             out[i] = total
         return out
@@ -195,11 +228,12 @@ class OperatorLUT:
         return folder
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> OperatorLUT:
-        """Read a table written by :meth:`save`.
+    def load(cls, directory: str | os.PathLike[str], runtime: str | None = None) -> OperatorLUT:
+        """Read a table written by :meth:`save`; with ``runtime``, only one built for it.
 
         Raises:
-            LUTError: a file is missing or unreadable.
+            LUTError: a file is missing or unreadable, or the table is another runtime's
+                (:meth:`check_runtime`).
         """
         folder = Path(directory)
         try:
@@ -212,11 +246,15 @@ class OperatorLUT:
         space = record.pop("space")
         for key in ("model", "n_kernels"):
             record.pop(key, None)
-        return cls(space, table, coef, record)
+        lut = cls(space, table, coef, record)
+        if runtime is not None:
+            lut.check_runtime(runtime)
+        return lut
 
     def __repr__(self) -> str:
         a, b = self.coef_
-        return (f"OperatorLUT(space={self.space_name!r}, kernels={len(self)}, "
+        return (f"OperatorLUT(space={self.space_name!r}, runtime={self.runtime!r}, "
+                f"kernels={len(self)}, "
                 f"a={a:.4g}, b={b:.4g} ms)")
 
 
@@ -244,6 +282,8 @@ def build_lut(
     seed: int | None = 0,
     device: str | None = None,
     progress: Progress | None = None,
+    runtime: str = "ort-cpu",
+    reference_runtime: str | None = None,
 ) -> OperatorLUT:
     """Measure a space's kernels on this device and fit the overhead on whole networks.
 
@@ -271,18 +311,30 @@ def build_lut(
         seed: draws the calibration architectures when ``calibration_archs`` is a count.
         device: name recorded with the table (default: the runtime's name, e.g. ``ort-cpu``).
         progress: called as ``progress(done, total)`` after every timed model and network.
+        runtime: ``ort-cpu`` (FP32) or ``ort-cpu-int8`` (the static QDQ network: kernels read
+            from ONNX Runtime's optimised quantized graph, timed as INT8 kernel models, networks
+            timed by the INT8 runtime). INT8 has no analytic enumeration, so its default kernel
+            set is the calibration and reference networks' (pass ``kernel_archs`` to cover the
+            architectures to predict).
+        reference_runtime: the runtime the paired reference network runs on (default:
+            ``runtime``). The reference only probes the host's state, so a cheaper one serves:
+            an INT8 table may be paired with the FP32 reference network.
 
     Returns:
         The fitted :class:`OperatorLUT`.
 
     Raises:
-        LUTError: unsupported space, provider or optimisation level, too few calibration
-            networks (at least 2), or a fit with a non-positive slope.
+        LUTError: unsupported space, runtime, provider or optimisation level, too few
+            calibration networks (at least 2), or a fit with a non-positive slope.
     """
     space = get_space(space) if isinstance(space, str) else space
     runtime_config = runtime_config or RuntimeConfig()
     protocol = protocol or MeasurementProtocol(rounds=2)
-    if provider != "CPUExecutionProvider" or runtime_config.graph_optimization != "all":
+    if runtime not in LUT_RUNTIMES:
+        raise LUTError(f"no operator lookup table for runtime {runtime!r}; valid: "
+                       f"{', '.join(LUT_RUNTIMES)}")
+    precision = LUT_RUNTIMES[runtime][1]
+    if provider != LUT_RUNTIMES[runtime][0] or runtime_config.graph_optimization != "all":
         raise LUTError("the kernel enumeration models ONNX Runtime's CPU provider at graph "
                        f"optimisation 'all'; got {provider} at "
                        f"{runtime_config.graph_optimization!r}")
@@ -292,14 +344,17 @@ def build_lut(
     if len(calibration) < 2:
         raise LUTError(f"need at least 2 distinct calibration architectures, got "
                        f"{len(calibration)}")
+    if paired or precision == "int8":
+        reference = reference or space.parse(REFERENCE_ARCHS[space.name])
     wanted: set[Kernel] = set()
     for arch in calibration:
-        wanted.update(kernels(space, arch))
-    if kernel_archs is None:
+        wanted.update(kernels(space, arch, precision))
+    if kernel_archs is None and precision == "fp32":
         wanted.update(kernel_universe(space))
     else:
-        for arch in kernel_archs:
-            wanted.update(kernels(space, arch))
+        # INT8 (no enumeration of the space): the reference network covers every op kind
+        for arch in kernel_archs if kernel_archs is not None else [reference]:
+            wanted.update(kernels(space, arch, precision))
     kernel_protocol = kernel_protocol or protocol
     n_models = _rounds_of(kernel_protocol) * (1 + 2 * len(wanted))
     total = n_models + _rounds_of(protocol) * len(calibration)
@@ -310,8 +365,8 @@ def build_lut(
         return lambda done, _: progress(offset + done, total)
 
     if paired:
-        reference = reference or space.parse(REFERENCE_ARCHS[space.name])
-        ref_timer = network_timer(space, reference, runtime_config, provider)
+        reference_runtime = reference_runtime or runtime
+        ref_timer = network_timer(space, reference, runtime_config, runtime=reference_runtime)
     else:
         reference = ref_timer = None
     table, info = measure_kernels(sorted(wanted), runtime_config, kernel_protocol, provider,
@@ -320,24 +375,33 @@ def build_lut(
     # timed as the kernels are (paired: at the same reference scale), so that the fit does not
     # absorb a host state the kernels did not see
     measured = measure_networks(space, calibration, runtime_config, protocol, provider,
-                                ref_timer, reference_ms, progress=part(n_models))
-    draft = OperatorLUT(space.name, table, (1.0, 0.0))
+                                ref_timer, reference_ms, progress=part(n_models),
+                                runtime=runtime)
+    draft = OperatorLUT(space.name, table, (1.0, 0.0), {"precision": precision})
     sums = draft.kernel_sum(calibration)
     a, b = _fit_affine(sums, measured)
     if not a > 0:
         raise LUTError(f"the calibration networks fit latency = {a:.3g} * kernel_sum + {b:.3g} "
                        "ms: measure more, or more varied, calibration networks")
     fitted = a * sums + b
+    from .runtime import get_runtime
+
     metadata = {
-        "device": device or _RUNTIME_OF_PROVIDER[provider],
+        "device": device or runtime,
+        "runtime": runtime,
+        "precision": precision,
+        "runtime_info": get_runtime(runtime, runtime_config).describe(),
         "provider": provider,
         "runtime_config": asdict(runtime_config),
         "kernel_session": {"graph_optimization": "disable", "copies": list(copies)},
+        "kernel_enumeration": ("analytic (nb201_kernels)" if precision == "fp32" else
+                               "ONNX Runtime's optimised graph of each quantized network"),
         "protocol": asdict(protocol),
         "kernel_protocol": asdict(kernel_protocol),
         "session_overhead_ms": info["session_overhead_ms"],
         "paired_reference": None if reference is None else {
-            "arch": space.format(reference), "reference_ms": reference_ms,
+            "arch": space.format(reference), "runtime": reference_runtime,
+            "reference_ms": reference_ms,
             "note": "kernel and calibration latencies are ratios to this network x "
                     "reference_ms"},
         "none": "zero",

@@ -18,12 +18,13 @@ import pandas as pd
 
 from hwnas.search import Architecture, Space
 
-from .kernel_models import _input_shape, _model_path
+from .kernel_models import _input_shape, _model_path, kernel_chains
 from .kernels import KERNEL_COLUMNS, Kernel, LUTError
 from .protocol import MeasurementProtocol, measure, summarize
 from .runtime import RuntimeConfig, get_runtime, make_session
 
 __all__ = [
+    "LUT_RUNTIMES",
     "REFERENCE_ARCHS",
     "Timer",
     "measure_kernels",
@@ -183,7 +184,7 @@ def measure_kernels(
         rows.append({**asdict(k), "latency_ms": max(float(t[j_hi] - t[j_lo]) / (hi - lo), 0.0),
                      "ci_ms": math.hypot(ci[j_hi], ci[j_lo]) / (hi - lo),
                      "spread_ms": float(np.ptp(per_round)),
-                     "method": "chain" if k.chainable else "fan-out"})
+                     "method": "chain" if kernel_chains(k) else "fan-out"})
     table = pd.DataFrame(rows, columns=[*KERNEL_COLUMNS, "latency_ms", "ci_ms", "spread_ms",
                                         "method"])
     return table, {"session_overhead_ms": float(t[0]),
@@ -191,14 +192,24 @@ def measure_kernels(
 
 
 _RUNTIME_OF_PROVIDER = {"CPUExecutionProvider": "ort-cpu", "CUDAExecutionProvider": "ort-cuda"}
+#: runtimes a lookup table can be built for: their provider and the precision of their kernels
+LUT_RUNTIMES: dict[str, tuple[str, str]] = {
+    "ort-cpu": ("CPUExecutionProvider", "fp32"),
+    "ort-cpu-int8": ("CPUExecutionProvider", "int8"),
+}
 
 
 def network_timer(space: Space, arch: Architecture, runtime_config: RuntimeConfig | None = None,
-                  provider: str = "CPUExecutionProvider") -> Timer:
-    """The runtime's own timer of ``arch``'s whole network (``get_runtime(...).timer``)."""
-    if provider not in _RUNTIME_OF_PROVIDER:
-        raise LUTError(f"provider {provider!r}; valid: {', '.join(_RUNTIME_OF_PROVIDER)}")
-    return get_runtime(_RUNTIME_OF_PROVIDER[provider], runtime_config).timer(space, arch)
+                  provider: str = "CPUExecutionProvider", runtime: str | None = None) -> Timer:
+    """The runtime's own timer of ``arch``'s whole network (``get_runtime(...).timer``).
+
+    ``runtime`` (e.g. ``ort-cpu-int8``) names the runtime; default: the one of ``provider``.
+    """
+    if runtime is None:
+        if provider not in _RUNTIME_OF_PROVIDER:
+            raise LUTError(f"provider {provider!r}; valid: {', '.join(_RUNTIME_OF_PROVIDER)}")
+        runtime = _RUNTIME_OF_PROVIDER[provider]
+    return get_runtime(runtime, runtime_config).timer(space, arch)
 
 
 def measure_networks(
@@ -211,6 +222,7 @@ def measure_networks(
     reference_ms: float | None = None,
     all_rounds: bool = False,
     progress: Progress | None = None,
+    runtime: str | None = None,
 ) -> np.ndarray:
     """Whole-network latencies (ms) with the runtime's own timer, a fresh session per round.
 
@@ -219,6 +231,7 @@ def measure_networks(
     to the reference (timed in alternating chunks) times ``reference_ms`` (default: the median
     of the reference's medians over this call), as in :func:`measure_kernels`.
     With ``all_rounds`` the ``(rounds, len(archs))`` matrix is returned instead of one value each.
+    ``runtime`` names the runtime (e.g. ``ort-cpu-int8``; default: the one of ``provider``).
     """
     protocol = protocol or MeasurementProtocol()
     meter = _Meter(protocol, reference)
@@ -226,7 +239,7 @@ def measure_networks(
     out = np.full((rounds, len(archs)), np.nan)
     for r in range(rounds):
         for i, arch in enumerate(archs):
-            out[r, i] = meter(network_timer(space, arch, runtime_config, provider))[0]
+            out[r, i] = meter(network_timer(space, arch, runtime_config, provider, runtime))[0]
             if progress is not None:
                 progress(r * len(archs) + i + 1, rounds * len(archs))
     out *= meter.scale(reference_ms)

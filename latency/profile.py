@@ -10,12 +10,28 @@ several *rounds* separated in time; (3) records the reference's level over time 
 profile when it drifts; and (4) records the precision it reached (CI of each median, spread between
 rounds) in the table's metadata. Unpaired measurement (``paired_reference=False``) keeps the
 minimum of the round medians instead, since a slow state only ever adds time.
+
+Each architecture's peak session memory, ONNX file size and weight bytes
+(:mod:`hwnas.latency.resources`) are measured once and kept in the store's ``resource`` table.
+
+About half of a fresh profile's time is exporting networks to ONNX, which is Python- and
+torch-heavy. With ``prefetch=k`` a worker *process* (a thread would fight the timing loop for the
+GIL) exports the next ``k`` architectures into the cache, and measures their memory and sizes,
+while the current one is timed; the timing loop then finds the file cached and only builds its
+session, just before timing it. ``prefetch=0`` (the default) is the sequential path: export,
+session, timing, then memory, one after the other in this process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +42,20 @@ import pandas as pd
 from hwnas.search import Architecture, Space
 
 from .environment import describe_environment
+from .memory import MemoryProbe
 from .protocol import MeasurementProtocol, measure
+from .resources import (
+    RESOURCE_COLUMNS,
+    Resources,
+    describe_resources,
+    measure_resources,
+    model_file,
+)
 from .runtime import Runtime, RuntimeUnavailableError
 from .store import ProfileStore, StoreError
 from .table import DeviceTable
 
-__all__ = ["Profiler", "Target", "reference_arch", "aggregate"]
+__all__ = ["Profiler", "Target", "reference_arch", "aggregate", "model_file_kind"]
 
 #: progress(done, total, last architecture)
 Progress = Callable[[int, int, str], None]
@@ -64,16 +88,32 @@ class Profiler:
             the last :meth:`run` (``hwnas profile``: a rerun with another ``--archs`` draw
             reports what it was asked; measurements of earlier draws stay in the store and are
             reused when asked again). ``meta.json`` counts both.
+        prefetch: architectures a worker process exports ahead of the one being timed (it
+            then measures their memory and sizes); 0, the default: the sequential path,
+            everything in this process. Not the default because on this project's shared
+            2-vCPU host it was not reliably faster (results/benchmarks/profile_throughput.md).
+        resources: measure each architecture's memory and sizes once (the table's
+            ``memory_mb``, ``onnx_bytes`` and ``weight_bytes`` columns).
+        start_method: how the worker process starts (``fork``, where there is one: instant, the
+            networks and space already imported; else ``spawn``).
     """
 
     TABLES = ("store", "request")
 
     def __init__(self, space: Space, runtime: Runtime, protocol: MeasurementProtocol,
-                 out_dir: str | Path, name: str, table: str = "store"):
+                 out_dir: str | Path, name: str, table: str = "store", prefetch: int = 0,
+                 resources: bool = True, start_method: str | None = None):
         if table not in self.TABLES:
             raise ValueError(f"table must be one of {self.TABLES}, got {table!r}")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be an integer >= 0, got {prefetch!r}")
+        methods = multiprocessing.get_all_start_methods()
+        if start_method is not None and start_method not in methods:
+            raise ValueError(f"start_method {start_method!r}; valid: {', '.join(methods)}")
         self.space, self.runtime, self.protocol = space, runtime, protocol
         self.out_dir, self.name, self.table = Path(out_dir), name, table
+        self.prefetch, self.resources = prefetch, resources
+        self.start_method = start_method or ("fork" if "fork" in methods else "spawn")
         self.reference = reference_arch(space)
         self.environment = describe_environment()
         self._reference_timer = None
@@ -108,27 +148,75 @@ class Profiler:
                              for r in range(1, self.protocol.rounds + 1))
             if progress:
                 progress(done_count, total, "")
+            have = set(store.resources()["arch"]) if self.resources else set()
+            todo: dict[str, Architecture] = {}  # architectures to time, in the order timed
             for round_ in range(1, self.protocol.rounds + 1):
                 done = store.done(round_)
-                since_reference = None
-                for position, t in enumerate(targets):
+                for t in targets:
                     text = self.space.format(t.arch)
-                    if text in done:
-                        continue
-                    # paired measurement already times the reference with every architecture
-                    if not self.protocol.paired_reference and (
-                            since_reference is None
-                            or since_reference >= self.protocol.reference_every):
-                        self._measure_reference(store, round_, position)
-                        since_reference = 0
-                    self._measure_one(store, t, text, round_)
-                    done.add(text)
-                    since_reference = (since_reference or 0) + 1
-                    done_count += 1
-                    if progress:
-                        progress(done_count, total, text)
+                    if text not in done:
+                        todo.setdefault(text, t.arch)
+            with contextlib.ExitStack() as stack:
+                probe = stack.enter_context(MemoryProbe()) if self.resources else None
+                ahead = None
+                if self.prefetch and todo and model_file_kind(self.runtime):
+                    ahead = stack.enter_context(_Prefetcher(
+                        self.runtime, self.space, [(k, a, k not in have) for k, a in todo.items()],
+                        self.prefetch, self.start_method))
+                for round_ in range(1, self.protocol.rounds + 1):
+                    done = store.done(round_)
+                    since_reference = None
+                    for position, t in enumerate(targets):
+                        text = self.space.format(t.arch)
+                        if text in done:
+                            continue
+                        if ahead is not None:
+                            ahead.wait(text)
+                        # paired measurement already times the reference with every architecture
+                        if not self.protocol.paired_reference and (
+                                since_reference is None
+                                or since_reference >= self.protocol.reference_every):
+                            self._measure_reference(store, round_, position)
+                            since_reference = 0
+                        ok = self._measure_one(store, t, text, round_)
+                        if self.resources and text not in have and ahead is None:
+                            if ok:  # a network that failed has nothing to measure
+                                self._record_resources(store, t, text, probe)
+                            have.add(text)
+                        done.add(text)
+                        since_reference = (since_reference or 0) + 1
+                        done_count += 1
+                        if progress:
+                            progress(done_count, total, text)
+                if ahead is not None:  # the worker measured them after its exports
+                    index = {self.space.format(t.arch): t.index for t in targets}
+                    for text, res in ahead.resources().items():
+                        store.add_resources(text, index.get(text), res.memory_mb,
+                                            res.onnx_bytes, res.weight_bytes, res.error)
+                        have.add(text)
+                # what the worker could not measure, and architectures timed before resources
+                # were measured (an older store)
+                rows = store.measurements() if self.resources else None
+                timed = set(rows.loc[rows["status"] == "ok", "arch"]) if rows is not None else ()
+                for t in targets if self.resources else ():
+                    text = self.space.format(t.arch)
+                    if text not in have and text in timed:
+                        self._record_resources(store, t, text, probe)
+                        have.add(text)
             wanted = {self.space.format(t.arch) for t in targets}
             return self.write(store, wanted if self.table == "request" else None)
+
+    def _record_resources(self, store: ProfileStore, t: Target, text: str,
+                          probe: MemoryProbe | None) -> None:
+        """Measure here, after timing (the sequential path, or what the worker could not)."""
+        try:
+            res = measure_resources(self.runtime, self.space, t.arch, probe)
+        except (StoreError, KeyboardInterrupt):
+            raise
+        except Exception:  # cannot export: the latency row already records the failure
+            return
+        store.add_resources(text, t.index, res.memory_mb, res.onnx_bytes, res.weight_bytes,
+                            res.error)
 
     def _measure_reference(self, store: ProfileStore, round_: int, position: int) -> None:
         try:
@@ -146,7 +234,7 @@ class Profiler:
             self._reference_timer = self.runtime.timer(self.space, self.reference)
         return self._reference_timer
 
-    def _measure_one(self, store: ProfileStore, t: Target, text: str, round_: int) -> None:
+    def _measure_one(self, store: ProfileStore, t: Target, text: str, round_: int) -> bool:
         reference = self._paired_timer()
         t0 = time.perf_counter()
         try:
@@ -156,8 +244,9 @@ class Profiler:
         except Exception as e:  # export or runtime failure: recorded, profiling goes on
             store.add_failure(text, t.index, round_, f"{type(e).__name__}: {e}",
                               time.perf_counter() - t0)
-            return
+            return False
         store.add(text, t.index, round_, m, time.perf_counter() - t0)
+        return True
 
     def write(self, store: ProfileStore, only: set[str] | None = None) -> DeviceTable:
         """Aggregate the store into ``latency_ms.csv`` + ``meta.json`` (atomic writes).
@@ -170,6 +259,7 @@ class Profiler:
         if only is not None:
             rows = rows[rows["arch"].isin(only)]
         frame, failed = aggregate(rows, self.protocol.paired_reference)
+        frame = _with_resources(frame, store.resources())
         if self.protocol.paired_reference:
             paired = rows[(rows["status"] == "ok") & rows["ref_ms"].notna()]
             refs = pd.DataFrame({"median_ms": paired["ref_ms"]})
@@ -187,6 +277,7 @@ class Profiler:
                        if len(frame) else 0},
             "failed": failed,
             "precision": _precision(frame, refs, self.protocol),
+            "resources": {**describe_resources(self.runtime), "energy": _energy_note()},
             "statistic": (
                 "latency_ms: median over rounds of (median / interleaved reference median) x "
                 "the reference's median over the profile" if self.protocol.paired_reference
@@ -199,6 +290,129 @@ class Profiler:
             raise StoreError(f"cannot write the device table in {self.out_dir}: {e.strerror}; "
                              "the measurements are safe in the store, rerun to write it") from None
         return table
+
+
+def model_file_kind(runtime: Runtime) -> bool:
+    """Whether ``runtime`` reads an ONNX file that a worker can prepare ahead (not PyTorch)."""
+    from .runtime import OpenVinoCpuRuntime, OrtRuntime
+
+    return isinstance(runtime, (OrtRuntime, OpenVinoCpuRuntime))
+
+
+def _energy_note() -> str:
+    from .energy import energy_sensor
+
+    ok, why = energy_sensor()
+    return (f"readable here ({why}); per-inference energy is the 'energy' metric source"
+            if ok else f"unsupported here: {why}")
+
+
+def _with_resources(frame: pd.DataFrame, resources: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the resource columns (missing values where an architecture has none)."""
+    res = resources.drop_duplicates("arch").set_index("arch") if len(resources) else None
+    for col in RESOURCE_COLUMNS:
+        values = (frame["arch"].map(res[col]) if res is not None and len(frame)
+                  else pd.Series([None] * len(frame), index=frame.index, dtype=object))
+        frame[col] = (pd.to_numeric(values).astype("Float64") if col == "memory_mb"
+                      else pd.to_numeric(values).round().astype("Int64"))
+    return frame
+
+
+# ---------------------------------------------------------------------- the prefetching worker
+_WORKER_PROBE: MemoryProbe | None = None
+
+
+def _worker_init(parent: int) -> None:
+    # die with the profiler (a SIGKILL'd one too), so that no orphan keeps the folder's lock
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(0)
+    # a profiler pinned to some cores (hwnas profile --cpu) leaves the others to its worker
+    if hasattr(os, "sched_getaffinity"):
+        others = set(range(os.cpu_count() or 1)) - os.sched_getaffinity(0)
+        with contextlib.suppress(OSError):
+            if others:
+                os.sched_setaffinity(0, others)
+    # no os.nice: on a busy host a niced worker starves, and the timing loop waits for it
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _export(runtime: Runtime, space: Space, arch: Architecture) -> None:
+    """In the worker: export (or quantize) ``arch`` into the cache."""
+    model_file(runtime, space, arch)
+
+
+def _resources(runtime: Runtime, space: Space, arch: Architecture) -> Resources:
+    """In the worker: memory and sizes of an exported ``arch``."""
+    global _WORKER_PROBE
+    if _WORKER_PROBE is None:
+        _WORKER_PROBE = MemoryProbe()
+    return measure_resources(runtime, space, arch, _WORKER_PROBE)
+
+
+class _Prefetcher:
+    """One worker process exporting ``jobs`` (canonical string, architecture, want resources)
+    in order, at most ``lookahead`` ahead of the one asked for; once every export is queued it
+    measures the memory and sizes of those that want them (exports first: the timing loop waits
+    for an export, never for a memory measurement)."""
+
+    def __init__(self, runtime: Runtime, space: Space,
+                 jobs: list[tuple[str, Architecture, bool]], lookahead: int, start_method: str):
+        self.runtime, self.space, self.jobs, self.lookahead = runtime, space, jobs, lookahead
+        self._position = {text: i for i, (text, _, _) in enumerate(jobs)}
+        self._futures: dict[str, Future] = {}
+        self._resource_futures: dict[str, Future] = {}
+        self._next = 0
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(start_method),
+                                         initializer=_worker_init, initargs=(os.getpid(),))
+        self._fill(0)
+
+    def _fill(self, position: int) -> None:
+        while self._next < len(self.jobs) and self._next <= position + self.lookahead:
+            text, arch, _ = self.jobs[self._next]
+            self._futures[text] = self._pool.submit(_export, self.runtime, self.space, arch)
+            self._next += 1
+            if self._next == len(self.jobs):
+                for key, todo, want in self.jobs:
+                    if want:
+                        self._resource_futures[key] = self._pool.submit(
+                            _resources, self.runtime, self.space, todo)
+
+    def wait(self, text: str) -> None:
+        """Wait until ``text`` is exported (or failed to be: the caller's own export then
+        fails again and records it, as it always did)."""
+        position = self._position.get(text)
+        if position is None:
+            return
+        self._fill(position)
+        future = self._futures.pop(text, None)
+        if future is not None:
+            with contextlib.suppress(Exception):  # an export failure, a broken worker
+                future.result()
+
+    def resources(self) -> dict[str, Resources]:
+        """Wait for the memory and sizes measured; those that could not be are left out."""
+        self._fill(len(self.jobs))
+        out = {}
+        for text, future in self._resource_futures.items():
+            with contextlib.suppress(Exception):
+                out[text] = future.result()
+        self._resource_futures.clear()
+        return out
+
+    def __enter__(self) -> _Prefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for f in [*self._futures.values(), *self._resource_futures.values()]:
+            f.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def aggregate(rows: pd.DataFrame, paired: bool) -> tuple[pd.DataFrame, list[dict[str, Any]]]:

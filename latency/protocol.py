@@ -18,9 +18,10 @@ import numpy as np
 
 from hwnas.search import HwnasError
 
-from .runtime import Timer
+from .session import Timer  # not .runtime: importing this module needs no torch
 
-__all__ = ["MeasurementProtocol", "Measurement", "summarize", "median_ci", "measure"]
+__all__ = ["MeasurementProtocol", "Measurement", "summarize", "median_ci", "measure",
+           "measure_pair"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,20 @@ def measure(timer: Timer, protocol: MeasurementProtocol,
             step = min(protocol.chunk, protocol.max_runs - n)
             samples.append(timer(step))
             n += step
+    m, _ = measure_pair(timer, protocol, reference, warm=False)
+    return m
+
+
+def measure_pair(timer: Timer, protocol: MeasurementProtocol, reference: Timer,
+                 warm: bool = True) -> tuple[Measurement, Measurement]:
+    """The paired measurement of :func:`measure`, returning the reference's statistics too.
+
+    Both are warmed up, then timed in alternating chunks (ABAB...) until both medians reach the
+    target precision or ``max_runs`` calls each are in. The first result carries the reference's
+    median and the ratio; ``converged`` is true only when both converged.
+    """
+    if warm:
+        _warm(timer, protocol)
     _warm(reference, protocol)
     mine: list[np.ndarray] = []
     theirs: list[np.ndarray] = []
@@ -171,4 +186,4 @@ def measure(timer: Timer, protocol: MeasurementProtocol,
             m.converged = m.converged and r.converged
             m.reference_ms = r.median_ms
             m.ratio = m.median_ms / r.median_ms if r.median_ms > 0 else math.nan
-            return m
+            return m, r

@@ -8,18 +8,20 @@ latency set explicitly, and the provider actually used is checked (as onnxruntim
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from hwnas.search import Architecture, HwnasError, Space, UnknownNameError
+from hwnas.search import Architecture, Space, UnknownNameError
 
 from .export import export_onnx
+
+# torch-free, shared with the device agent; re-exported here where they always were
+from .session import RuntimeConfig, RuntimeUnavailableError, Timer, make_session
+from .session import wall_timer as _wall_timer
 
 __all__ = [
     "RuntimeConfig",
@@ -29,6 +31,7 @@ __all__ = [
     "OrtRuntime",
     "OrtCpuRuntime",
     "OrtCudaRuntime",
+    "OrtCudaFp16Runtime",
     "TorchCpuRuntime",
     "TorchCudaRuntime",
     "OrtCpuInt8Runtime",
@@ -38,44 +41,6 @@ __all__ = [
     "list_runtimes",
     "make_session",
 ]
-
-#: n -> per-call latencies in milliseconds
-Timer = Callable[[int], np.ndarray]
-
-_OPT_LEVELS = ("disable", "basic", "extended", "all")
-
-
-class RuntimeUnavailableError(HwnasError):
-    """The runtime cannot run here; the message says why."""
-
-
-@dataclass(frozen=True)
-class RuntimeConfig:
-    """Options that change measured latency; recorded with every table.
-
-    Attributes:
-        batch: inputs per inference.
-        intra_op_threads: threads inside one operator (ONNX Runtime / torch intra-op).
-        inter_op_threads: threads across operators.
-        graph_optimization: ONNX Runtime graph optimisation level: disable, basic, extended, all.
-        device_id: GPU ordinal for the CUDA runtimes.
-    """
-
-    batch: int = 1
-    intra_op_threads: int = 1
-    inter_op_threads: int = 1
-    graph_optimization: str = "all"
-    device_id: int = 0
-
-    def __post_init__(self) -> None:
-        if self.batch < 1:
-            raise HwnasError(f"batch must be >= 1, got {self.batch}")
-        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
-            raise HwnasError("thread counts must be >= 0 (0: the runtime's default)")
-        if self.graph_optimization not in _OPT_LEVELS:
-            raise HwnasError(f"graph optimisation {self.graph_optimization!r}; "
-                             f"valid: {', '.join(_OPT_LEVELS)}")
-
 
 class Runtime(ABC):
     """Times networks on one device with one software stack."""
@@ -112,50 +77,7 @@ def _input(space: Space, arch: Architecture, batch: int) -> np.ndarray:
     return rng.standard_normal((batch, *space.input_shape(arch)), dtype=np.float32)
 
 
-def _wall_timer(call: Callable[[], Any]) -> Timer:
-    def timed(n: int) -> np.ndarray:
-        out = np.empty(n, dtype=np.float64)
-        clock = time.perf_counter_ns
-        for i in range(n):
-            t0 = clock()
-            call()
-            out[i] = clock() - t0
-        return out / 1e6
-
-    return timed
-
-
 # ---------------------------------------------------------------------- ONNX Runtime
-def make_session(path: str | Path, config: RuntimeConfig, provider: str) -> Any:
-    """An ``onnxruntime.InferenceSession`` with explicit options on exactly ``provider``.
-
-    Raises:
-        RuntimeUnavailableError: the provider did not take the session (ONNX Runtime falls back
-            to the CPU silently otherwise).
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = config.intra_op_threads
-    opts.inter_op_num_threads = config.inter_op_threads
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[config.graph_optimization]
-    opts.log_severity_level = 3
-    providers: list[Any] = [provider]
-    if provider == "CUDAExecutionProvider":
-        providers = [(provider, {"device_id": config.device_id})]
-    sess = ort.InferenceSession(str(path), opts, providers=providers)
-    if sess.get_providers()[0] != provider:
-        raise RuntimeUnavailableError(
-            f"ONNX Runtime did not run the session on {provider} (got {sess.get_providers()})")
-    return sess
-
-
 class OrtRuntime(Runtime):
     """ONNX Runtime on one execution provider; the network is the space's exported reference."""
 
@@ -218,6 +140,40 @@ class OrtCudaRuntime(OrtRuntime):
         binding.bind_ortvalue_input("x", x)
         binding.bind_output("logits", "cuda", self.config.device_id)
         return _wall_timer(lambda: sess.run_with_iobinding(binding))
+
+
+class OrtCudaFp16Runtime(OrtCudaRuntime):
+    """ONNX Runtime CUDA on the FP16 model (:func:`hwnas.latency.quantize.float16_onnx`: ONNX
+    Runtime's own converter, float32 input and output), timed like ``ort-cuda``.
+
+    FP16 is offered on the CUDA provider only: this project's check on ONNX Runtime 1.32's CPU
+    provider (x86) found it running an FP16 model by inserting casts, with every convolution in
+    FP32 kernels (``FusedConv`` in NCHWc layout) — an FP32 timing under an FP16 label.
+    """
+
+    name = "ort-cuda-fp16"
+    precision = "fp16"
+
+    def available(self) -> tuple[bool, str]:
+        ok, why = super().available()
+        if not ok:
+            return ok, why
+        try:  # pragma: no cover - needs a GPU
+            import onnxruntime.transformers.float16  # noqa: F401
+        except ImportError as e:  # pragma: no cover - needs a GPU
+            return False, f"onnxruntime's FP16 converter cannot be imported ({e})"
+        return True, ""  # pragma: no cover - needs a GPU
+
+    def session(self, space: Space, arch: Architecture) -> Any:  # pragma: no cover - needs a GPU
+        from .quantize import float16_onnx
+
+        self.require()
+        return make_session(float16_onnx(space, arch, self.config.batch), self.config,
+                            self.provider)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "conversion": "onnxruntime.transformers.float16."
+                "convert_float_to_float16, keep_io_types=True"}
 
 
 # ---------------------------------------------------------------------- PyTorch
@@ -393,7 +349,8 @@ class OpenVinoCpuInt8Runtime(OpenVinoCpuRuntime):
 
 _RUNTIMES: dict[str, type[Runtime]] = {
     r.name: r for r in (OrtCpuRuntime, OrtCudaRuntime, TorchCpuRuntime, TorchCudaRuntime,
-                        OrtCpuInt8Runtime, OpenVinoCpuRuntime, OpenVinoCpuInt8Runtime)
+                        OrtCpuInt8Runtime, OpenVinoCpuRuntime, OpenVinoCpuInt8Runtime,
+                        OrtCudaFp16Runtime)
 }
 
 
@@ -403,7 +360,8 @@ def list_runtimes() -> list[str]:
 
 
 def get_runtime(name: str, config: RuntimeConfig | None = None) -> Runtime:
-    """A runtime by name (``ort-cpu``, ``ort-cuda``, ``torch-cpu``, ``torch-cuda``).
+    """A runtime by name (:func:`list_runtimes`: ``ort-cpu``, ``ort-cpu-int8``, ``ov-cpu``,
+    ``ov-cpu-int8``, ``ort-cuda``, ``ort-cuda-fp16``, ``torch-cpu``, ``torch-cuda``).
 
     Raises:
         UnknownNameError: listing the valid names.

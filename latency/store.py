@@ -40,6 +40,23 @@ CREATE TABLE IF NOT EXISTS reference (
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+#: columns added after the first stores were written: (name, SQL type), added on open when
+#: missing, so an older store resumes (its earlier rows read NULL there)
+_ADDED_COLUMNS = (
+    # the agent (its URL) that made a remote measurement; NULL: measured by this host
+    ("agent", "TEXT"),
+)
+
+
+# Added after the first stores were written: created on open when missing (the migration of an
+# old store), and kept in a table of its own so the measurement table's schema is untouched.
+_RESOURCE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resource (
+    arch TEXT PRIMARY KEY, idx INTEGER, memory_mb REAL, onnx_bytes INTEGER, weight_bytes INTEGER,
+    error TEXT, measured_at TEXT NOT NULL
+);
+"""
+
 
 class StoreError(HwnasError):
     """The store cannot be opened or written (permissions, full disk, other settings)."""
@@ -112,8 +129,16 @@ class ProfileStore:
             # NORMAL is durable against a killed process in WAL mode (not against power loss)
             self._con.execute("PRAGMA synchronous=NORMAL")
             self._con.executescript(_SCHEMA)
+            self._migrate()
+            self._con.executescript(_RESOURCE_SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open the profile store in {self.directory}: {e}") from None
+
+    def _migrate(self) -> None:
+        have = {r[1] for r in self._con.execute("PRAGMA table_info(measurement)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:
+                self._con.execute(f"ALTER TABLE measurement ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._con.close()
@@ -162,28 +187,36 @@ class ProfileStore:
             "SELECT arch FROM measurement WHERE round = ?", (round_,))}
 
     def add(self, arch: str, index: int | None, round_: int, m: Measurement,
-            seconds: float) -> None:
-        """Record a successful measurement (its statistics must be finite and positive)."""
+            seconds: float, agent: str | None = None) -> None:
+        """Record a successful measurement (its statistics must be finite and positive).
+
+        Args:
+            agent: the agent that measured it (remote profiles); ``None``: this host.
+        """
         values = (m.median_ms, m.p10_ms, m.p90_ms, m.iqr_ms, m.cv,
                   *((m.reference_ms, m.ratio) if m.ratio is not None else ()))
         if not all(math.isfinite(v) for v in values) or m.median_ms <= 0:
             self.add_failure(arch, index, round_, f"non-finite or non-positive latency {values}",
-                             seconds)
+                             seconds, agent)
             return
         samples = json.dumps([round(float(s), 6) for s in m.samples_ms])
+        # columns named: a migrated store has the added columns last, a new one too
         self._write(
-            "INSERT OR IGNORE INTO measurement VALUES "
-            "(?, ?, ?, 'ok', ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO measurement (arch, idx, round, status, median_ms, p10_ms, "
+            "p90_ms, iqr_ms, cv, n, ci_rel, converged, samples, error, measured_at, seconds, "
+            "ref_ms, ratio, agent) "
+            "VALUES (?, ?, ?, 'ok', ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
             (arch, index, round_, m.median_ms, m.p10_ms, m.p90_ms, m.iqr_ms, m.cv, m.n,
-             m.ci_rel, int(m.converged), samples, _now(), seconds, m.reference_ms, m.ratio),
+             m.ci_rel, int(m.converged), samples, _now(), seconds, m.reference_ms, m.ratio,
+             agent),
         )
 
     def add_failure(self, arch: str, index: int | None, round_: int, error: str,
-                    seconds: float) -> None:
+                    seconds: float, agent: str | None = None) -> None:
         self._write(
             "INSERT OR IGNORE INTO measurement (arch, idx, round, status, error, measured_at, "
-            "seconds) VALUES (?, ?, ?, 'failed', ?, ?, ?)",
-            (arch, index, round_, error[:2000], _now(), seconds),
+            "seconds, agent) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?)",
+            (arch, index, round_, error[:2000], _now(), seconds, agent),
         )
 
     def add_reference(self, round_: int, position: int, median_ms: float) -> None:
@@ -195,9 +228,22 @@ class ProfileStore:
         """Every recorded measurement (without raw samples)."""
         return pd.read_sql_query(
             "SELECT arch, idx, round, status, median_ms, p10_ms, p90_ms, iqr_ms, cv, n, ci_rel, "
-            "converged, error, measured_at, seconds, ref_ms, ratio FROM measurement "
+            "converged, error, measured_at, seconds, ref_ms, ratio, agent FROM measurement "
             "ORDER BY measured_at",
             self._con)
 
     def references(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM reference ORDER BY seq", self._con)
+
+    # ------------------------------------------------------------------ resources
+    def add_resources(self, arch: str, index: int | None, memory_mb: float | None,
+                      onnx_bytes: int | None, weight_bytes: int | None,
+                      error: str | None = None) -> None:
+        """Record an architecture's memory and sizes, once (a second record is ignored)."""
+        self._write("INSERT OR IGNORE INTO resource VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (arch, index, memory_mb, onnx_bytes, weight_bytes,
+                     None if error is None else error[:2000], _now()))
+
+    def resources(self) -> pd.DataFrame:
+        """Every recorded architecture's ``memory_mb``, ``onnx_bytes``, ``weight_bytes``."""
+        return pd.read_sql_query("SELECT * FROM resource", self._con)

@@ -27,13 +27,17 @@ __all__ = [
     "DeviceTable",
     "TABLE_COLUMNS",
     "SPREAD_COLUMNS",
+    "RESOURCE_COLUMNS",
     "atomic_write_bytes",
     "atomic_write_text",
+    "qualified_device_name",
     "read_device_table",
 ]
 
 SPREAD_COLUMNS = ("p10_ms", "p90_ms", "iqr_ms", "cv", "n_runs", "rounds", "round_spread")
-TABLE_COLUMNS = ("index", "arch", "latency_ms", *SPREAD_COLUMNS)
+#: memory and sizes of each architecture (hwnas.latency.resources), where a profile measured them
+RESOURCE_COLUMNS = ("memory_mb", "onnx_bytes", "weight_bytes")
+TABLE_COLUMNS = ("index", "arch", "latency_ms", *SPREAD_COLUMNS, *RESOURCE_COLUMNS)
 SCHEMA = "hwnas.device-table/1"
 
 
@@ -106,6 +110,28 @@ class DeviceTable:
     def device(self) -> str:
         return str(self.meta.get("device", Path(self.source).parent.name if self.source else ""))
 
+    @property
+    def setup(self) -> dict[str, Any]:
+        """What the latencies were measured with, from the metadata: ``runtime``,
+        ``numeric_precision``, ``batch`` and ``threads`` (``None`` where the table does not say,
+        as in an imported CSV). The same CPU at INT8 and at FP32 is two devices."""
+        rt = self.meta.get("runtime")
+        rt = rt if isinstance(rt, dict) else {"runtime": rt} if isinstance(rt, str) else {}
+        name = rt.get("runtime")
+        precision = self.meta.get("numeric_precision")
+        if precision is None and name is not None:
+            # profiles written before the key existed: only the INT8 runtimes were not FP32
+            precision = "int8" if str(name).endswith("-int8") else "fp32"
+        return {"runtime": name, "numeric_precision": precision,
+                "batch": _int_or_none(rt.get("batch")),
+                "threads": _int_or_none(rt.get("intra_op_threads"))}
+
+    @property
+    def qualified_name(self) -> str:
+        """The device's name with its setup: see :func:`qualified_device_name`."""
+        s = self.setup
+        return qualified_device_name(self.device, s["runtime"], s["batch"], s["threads"])
+
     def latency_by_index(self) -> dict[int, float]:
         if "index" not in self.frame:
             return {}
@@ -125,6 +151,35 @@ class DeviceTable:
         atomic_write_text(directory / "meta.json",
                           json.dumps(meta, indent=2, sort_keys=True, default=_json_default) + "\n")
         return directory / "latency_ms.csv"
+
+
+def qualified_device_name(device: str, runtime: str | None, batch: int | None = 1,
+                          threads: int | None = 1) -> str:
+    """``DEVICE@RUNTIME``, with ``-bBATCH`` and ``-tTHREADS`` where they are not 1.
+
+    The name a user gives a profiled device when several profiles share a device name (the
+    precision is in the runtime's name: ``ort-cpu-int8``). A table that does not say its runtime
+    keeps its plain name.
+
+    Example:
+        >>> qualified_device_name("mycpu", "ort-cpu-int8", batch=8, threads=1)
+        'mycpu@ort-cpu-int8-b8'
+    """
+    if not runtime:
+        return device
+    name = f"{device}@{runtime}"
+    if batch not in (None, 1):
+        name += f"-b{batch}"
+    if threads not in (None, 1):
+        name += f"-t{threads}"
+    return name
+
+
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return None if v is None else int(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _json_default(o: Any) -> Any:

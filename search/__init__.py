@@ -3,45 +3,9 @@
 Depends on no other hwnas package.
 """
 
-from .data import CACHE_ENV_VAR, ENV_VAR, cache_root, resolve_data_dir
-from .errors import (
-    ArchitectureError,
-    DataNotFoundError,
-    HwnasError,
-    NotInTableError,
-    TableError,
-    UnknownNameError,
-)
-from .metrics import MetricSource
-from .objectives import (
-    Constraint,
-    Objective,
-    evaluate_objectives,
-    mnasnet_reward,
-    tchebycheff,
-    weighted_sum,
-)
-from .pareto import (
-    constrained_ranks,
-    crowding_distance,
-    dominates,
-    non_dominated_sort,
-    pareto_mask,
-)
-from .spaces.registry import SPACES, get_space, list_spaces
-from .spaces.space import Architecture, Gene, Graph, RNGLike, Space, as_rng
-from .spaces.stats import ModelStats, count_macs, count_params, model_stats
-from .strategies.base import (
-    STRATEGIES,
-    SearchRecord,
-    SearchResult,
-    Strategy,
-    create_strategy,
-    list_strategies,
-    register_strategy,
-    run_search,
-)
-from .strategies.prior import PriorFeatures
+from __future__ import annotations
+
+from .lazy import lazy_exports
 
 __all__ = [
     "STRATEGIES",
@@ -89,3 +53,49 @@ __all__ = [
     "model_stats",
     "resolve_data_dir",
 ]
+
+# name -> defining submodule, imported on first access (PEP 562): `import hwnas.X` stays
+# light, so the device agent imports no torch (tests/latency/test_agent_server.py)
+_EXPORTS = {
+    ".data": ("CACHE_ENV_VAR", "ENV_VAR", "cache_root", "resolve_data_dir"),
+    ".errors": (
+        "ArchitectureError",
+        "DataNotFoundError",
+        "HwnasError",
+        "NotInTableError",
+        "TableError",
+        "UnknownNameError",
+    ),
+    ".metrics": ("MetricSource",),
+    ".objectives": (
+        "Constraint",
+        "Objective",
+        "evaluate_objectives",
+        "mnasnet_reward",
+        "tchebycheff",
+        "weighted_sum",
+    ),
+    ".pareto": (
+        "constrained_ranks",
+        "crowding_distance",
+        "dominates",
+        "non_dominated_sort",
+        "pareto_mask",
+    ),
+    ".spaces.registry": ("SPACES", "get_space", "list_spaces"),
+    ".spaces.space": ("Architecture", "Gene", "Graph", "RNGLike", "Space", "as_rng"),
+    ".spaces.stats": ("ModelStats", "count_macs", "count_params", "model_stats"),
+    ".strategies.base": (
+        "STRATEGIES",
+        "SearchRecord",
+        "SearchResult",
+        "Strategy",
+        "create_strategy",
+        "list_strategies",
+        "register_strategy",
+        "run_search",
+    ),
+    ".strategies.prior": ("PriorFeatures",),
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,7 +1,13 @@
-"""The ``hwnas`` group: the global ``--data`` option, the commands, and :func:`main`."""
+"""The ``hwnas`` group: the global ``--data`` option, the commands, and :func:`main`.
+
+The commands are loaded lazily (click's documented ``LazyGroup`` pattern, "Lazily Loading
+Subcommands" in click's docs): ``hwnas agent serve`` on a board without torch imports the agent
+command and nothing else, and ``hwnas --help`` still lists every command.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -10,21 +16,51 @@ from pathlib import Path
 import click
 
 from hwnas.search import ENV_VAR, DataNotFoundError
-from hwnas.search.tables import override_dir
 
-from .accuracy import accuracy
 from .boundary import guarded
-from .compare import compare
-from .devices import devices
-from .latency import latency
-from .profile import profile
-from .query import query
-from .quickstart import quickstart
-from .report import report
-from .search import search
-from .spaces import spaces
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "LazyGroup", "COMMANDS"]
+
+#: command name -> "module:attribute" in this package, in the order ``--help`` lists them
+COMMANDS = {
+    "spaces": "spaces:spaces",
+    "devices": "devices:devices",
+    "query": "query:query",
+    "profile": "profile:profile",
+    "search": "search:search",
+    "latency": "latency:latency",
+    "compare": "compare:compare",
+    "report": "report:report",
+    "quickstart": "quickstart:quickstart",
+    "accuracy": "accuracy:accuracy",
+    "agent": "agent:agent",
+    "deploy": "deploy:deploy",
+    "export": "export:export",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when first named (or listed by ``--help``)."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self.lazy_commands, *(c for c in super().list_commands(ctx)
+                                       if c not in self.lazy_commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            return self._load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def _load(self, cmd_name: str) -> click.Command:
+        module, _, attr = self.lazy_commands[cmd_name].partition(":")
+        command = getattr(importlib.import_module(f".{module}", __package__), attr)
+        if not isinstance(command, click.Command):  # a wrong table entry is a bug, say where
+            raise TypeError(f"{module}:{attr} is not a click command")
+        return command
 
 
 def _version() -> str:
@@ -34,7 +70,8 @@ def _version() -> str:
         return "0+unknown"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), "--version", prog_name="hwnas", message="%(prog)s %(version)s")
 @click.option(
     "--data",
@@ -51,16 +88,12 @@ def cli(data: Path | None) -> None:
                 f"--data points at {str(data)!r}, which is not a directory; "
                 "point it at a folder holding nb201/, fbnet/ or ofa/"
             )
+        from hwnas.search.tables import override_dir  # here: it is no business of `agent`
+
         override_dir(data)  # a folder without any space folder is refused here, in one line
         # one place decides where the tables are; every later lookup (and every worker process
         # of compare) reads HWNAS_DATA
         os.environ[ENV_VAR] = str(data)
-
-
-for _command in (spaces, devices, query, profile, search, latency, compare, report, quickstart,
-                 accuracy):
-    cli.add_command(_command)
-cli.add_command(__import__("hwnas.bench.cli.export", fromlist=["export"]).export)
 
 
 def main(argv: list[str] | None = None) -> int:

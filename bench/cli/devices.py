@@ -1,4 +1,9 @@
-"""``hwnas devices``: every known device table, public and profiled, with its source."""
+"""``hwnas devices``: every known device table, public and profiled, with its source.
+
+A profiled table is listed under its qualified name (``mycpu@ort-cpu-int8``: device, runtime,
+and batch and threads where not 1), with the runtime, numeric precision, batch and threads its
+``meta.json`` records; ``--device`` takes that name, or the bare name while one profile has it.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +26,20 @@ __all__ = ["devices"]
               help="Only this space (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
 def devices(space_names: tuple[str, ...], as_json: bool) -> None:
-    """List every known device table, with its source."""
+    """List every known device table, with its source.
+
+    Profiled devices are named DEVICE@RUNTIME (plus -bBATCH, -tTHREADS where not 1): pass that
+    name to --device; the bare DEVICE works while only one profile of the space has it.
+    """
     for name in space_names:
         get_space(name)  # unknown names fail before any table is read
     rows = []
     wanted = space_names or tuple(list_spaces())
     for p in find_profiled():
         if p.space in wanted:
-            rows.append({"space": p.space, "device": p.device, "rows": p.rows,
+            rows.append({"space": p.space, "device": p.device, "name": p.name,
+                         "runtime": p.runtime, "precision": p.numeric_precision,
+                         "batch": p.batch, "threads": p.threads, "rows": p.rows,
                          "median_ms": p.median_ms, "source": f"profiled: {p.path}",
                          "copy": "profiled"})
     public = []
@@ -48,8 +59,10 @@ def devices(space_names: tuple[str, ...], as_json: bool) -> None:
         name = tables.space.name
         for dev in tables.devices:
             lat = tables.latency[dev]
+            # the public tables do not record runtime, precision, batch or threads per device
             rows.append({
-                "space": name, "device": dev, "rows": int(lat.notna().sum()),
+                "space": name, "device": dev, "name": dev, "runtime": None, "precision": None,
+                "batch": None, "threads": None, "rows": int(lat.notna().sum()),
                 "median_ms": float(lat.median()), "source": f"public: {SOURCES[name]}",
                 "copy": tables.origin,
             })
@@ -57,7 +70,9 @@ def devices(space_names: tuple[str, ...], as_json: bool) -> None:
         echo_json(rows)
         return
     print_table(
-        ["space", "device", "rows", "median ms", "source", "copy"],
-        [[r["space"], r["device"], r["rows"], f"{r['median_ms']:.3g}", r["source"], r["copy"]]
-         for r in rows],
+        ["space", "device", "runtime", "precision", "batch", "threads", "rows", "median ms",
+         "source", "copy"],
+        [[r["space"], r["name"], *("-" if r[k] is None else r[k]
+                                   for k in ("runtime", "precision", "batch", "threads")),
+          r["rows"], f"{r['median_ms']:.3g}", r["source"], r["copy"]] for r in rows],
     )

@@ -1,5 +1,5 @@
-"""``hwnas profile``: measure architectures on this machine into a device table, or build an
-operator lookup table (``--lut``)."""
+"""``hwnas profile``: measure architectures on this machine (or through device agents,
+``--remote``) into a device table, or build an operator lookup table (``--lut``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import click
 from hwnas.search import DataNotFoundError, get_space
 from hwnas.search.tables import load_tables
 
-from ..devices import results_dir
+from ..devices import profile_folder, results_dir
 from .inputs import read_indices
 from .options import NAME, SEED, SPACE, FiniteFloatRange, InFile, OutDir
 from .ui import progress
@@ -28,7 +28,9 @@ DEFAULT_ROUNDS = 1
 @click.command()
 @click.option("--space", "space_name", required=True, type=SPACE, help="nb201, fbnet or ofa.")
 @click.option("--runtime", "runtime_name", default="ort-cpu", show_default=True,
-              help="ort-cpu, ort-cpu-int8, ov-cpu, ov-cpu-int8, ort-cuda, torch-cpu or torch-cuda.")
+              help="ort-cpu, ort-cpu-int8, ov-cpu, ov-cpu-int8, ort-cuda, ort-cuda-fp16, torch-cpu "
+                   "or torch-cuda. No FP16 on the CPU: ONNX Runtime's CPU provider runs an FP16 "
+                   "model through casts in FP32 kernels.")
 @click.option("--name", required=True, type=NAME,
               help="Device name (a folder under results/devices: letters, digits, '.', '_', '-').")
 @click.option("--archs", "n_archs", type=click.IntRange(min=1, max=10**7), default=None,
@@ -55,13 +57,26 @@ DEFAULT_ROUNDS = 1
               help="Build an operator lookup table instead: every kernel of the space measured "
                    "once, the overhead fitted on --archs whole networks [default: 24].")
 @click.option("--out", type=OutDir(), default=None,
-              help="Output folder [default: results/devices/NAME, or results/luts/NAME].")
+              help="Output folder [default: results/devices/NAME for ort-cpu, batch 1, 1 thread, "
+                   "else results/devices/NAME@RUNTIME[-bBATCH][-tTHREADS]; results/luts/NAME].")
+@click.option("--remote", "remotes", multiple=True, metavar="URL",
+              help="Measure on the hwnas agent at URL (http://HOST:PORT) instead of here; "
+                   "repeat for a farm. Agents of several devices: one table per device in "
+                   "OUT/DEVICE.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File with the agents' token on its first line [default: "
+                   "$HWNAS_AGENT_TOKEN].")
+@click.option("--remote-deadline", type=FiniteFloatRange(min=0, min_open=True), default=300.0,
+              show_default=True,
+              help="Seconds without an answer from any agent before the profile stops "
+                   "(resumable).")
 def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, seed: int,
             indices_file: Path | None, batch: int, threads: int, graph_opt: str, rounds: int,
             precision: float, max_runs: int, cpus: str | None, lut: bool,
-            out: Path | None) -> None:
-    """Measure architectures on this machine into a device table (resumable), or build an
-    operator lookup table (--lut).
+            out: Path | None, remotes: tuple[str, ...], token_file: Path | None,
+            remote_deadline: float) -> None:
+    """Measure architectures on this machine, or on device agents (--remote), into a device
+    table (resumable), or build an operator lookup table (--lut).
 
     The table holds the architectures asked for by this command; measurements of earlier
     requests stay in the folder's profile.sqlite and are reused when asked for again.
@@ -71,10 +86,15 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
 
     if n_archs is not None and indices_file is not None:
         raise click.UsageError("give --archs N or --indices FILE, not both")
+    if remotes:
+        urls, token = _remote_setup(remotes, token_file, runtime_name, lut, cpus)
+    elif token_file is not None:
+        raise click.UsageError("--token-file is for --remote URL; give the agents' URLs")
     space = get_space(space_name)
     config = RuntimeConfig(batch=batch, intra_op_threads=threads, graph_optimization=graph_opt)
     runtime = get_runtime(runtime_name, config)
-    runtime.require()
+    if not remotes:  # an agent runs the runtime there, not here
+        runtime.require()
     protocol = MeasurementProtocol(rounds=rounds, target_precision=precision,
                                    max_runs=max(max_runs, 20), min_runs=min(20, max_runs))
     if cpus:
@@ -84,7 +104,11 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
                    protocol, out)
         return
     targets = _targets(space_name, n_archs, seed, indices_file)
-    out = out or results_dir() / "devices" / name
+    out = out or profile_folder(name, runtime_name, batch, threads)
+    if remotes:
+        _profile_remote(space, runtime, protocol, out, name, urls, token, targets,
+                        remote_deadline)
+        return
     profiler = Profiler(space, runtime, protocol, out, name, table="request")
     with ProfileLock(out), progress(f"profiling {name}") as advance:
         try:
@@ -93,6 +117,10 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
             click.echo(f"hwnas: interrupted; measurements so far are in {out}; run the same "
                        "command again to resume", err=True)
             raise SystemExit(130) from None
+    _report(table, out)
+
+
+def _report(table: Any, out: Path) -> None:
     meta = table.meta
     prec, counts = meta["precision"], meta["counts"]
     extra = counts["stored_architectures"] - counts["architectures"]
@@ -109,16 +137,53 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
                    f"{ref['max_ms']:.3f} ms, max drift {ref['max_drift']:.1%}{flag}")
 
 
+def _remote_setup(remotes: tuple[str, ...], token_file: Path | None, runtime_name: str,
+                  lut: bool, cpus: str | None) -> tuple[list[str], str]:
+    """Check the --remote options before anything is exported: URLs, token, runtime."""
+    from hwnas.latency.farm import backend_for, check_url, read_token
+
+    if lut:
+        raise click.UsageError("--lut builds a lookup table on this machine; it cannot be "
+                               "combined with --remote")
+    if cpus:
+        raise click.UsageError("--cpu pins this machine's profiler; with --remote, pin the "
+                               "agent instead (e.g. taskset -c 1 hwnas agent serve ...)")
+    urls = [check_url(u) for u in remotes]
+    backend_for(runtime_name)
+    return urls, read_token(token_file)
+
+
+def _profile_remote(space: Any, runtime: Any, protocol: Any, out: Path, name: str,
+                    urls: list[str], token: str, targets: list, deadline: float) -> None:
+    from hwnas.latency.farm import profile_remote
+
+    with progress(f"profiling {name} on {len(urls)} agent(s)") as advance:
+        try:
+            results = profile_remote(space, runtime, protocol, out, name, urls, token, targets,
+                                     table="request", progress=advance, deadline=deadline)
+        except KeyboardInterrupt:
+            click.echo(f"hwnas: interrupted; measurements so far are in {out}; run the same "
+                       "command again to resume", err=True)
+            raise SystemExit(130) from None
+    for r in results:
+        if len(results) > 1:
+            click.echo(f"device {r.device}:")
+        _report(r.table, r.out_dir)
+        rows = r.table.meta["remote"]["measurements_by_agent"]
+        click.echo("measured by " + ", ".join(f"{a} ({n})" for a, n in sorted(rows.items())))
+
+
 def _build_lut(space_name: str, runtime_name: str, name: str, n_archs: int | None, seed: int,
                indices_file: Path | None, config: Any, protocol: Any, out: Path | None) -> None:
-    from hwnas.latency.lut import LUTError, build_lut, list_lut_spaces
+    from hwnas.latency.lut import LUT_RUNTIMES, LUTError, OperatorLUT, build_lut, list_lut_spaces
 
     if space_name not in list_lut_spaces():
         raise LUTError(f"no operator lookup table for space {space_name!r}; valid: "
                        f"{', '.join(list_lut_spaces())}")
-    if runtime_name != "ort-cpu":
+    if runtime_name not in LUT_RUNTIMES:
         raise click.BadParameter(f"{runtime_name!r}; the lookup table models ONNX Runtime's CPU "
-                                 "kernels: valid: ort-cpu", param_hint="--runtime")
+                                 f"kernels: valid: {', '.join(LUT_RUNTIMES)}",
+                                 param_hint="--runtime")
     if config.graph_optimization != "all":
         raise click.BadParameter(f"{config.graph_optimization!r}; the lookup table models the "
                                  "optimised graph: valid: all", param_hint="--graph-opt")
@@ -127,10 +192,12 @@ def _build_lut(space_name: str, runtime_name: str, name: str, n_archs: int | Non
     else:
         calibration = n_archs or 24
     out = out or results_dir() / "luts" / name
+    if (out / "lut.json").is_file():  # never replace one runtime's table by another's
+        OperatorLUT.load(out, runtime=runtime_name)
     with progress(f"lookup table {name}") as advance:
         try:
             table = build_lut(space_name, config, protocol, calibration_archs=calibration,
-                              seed=seed, device=name,
+                              seed=seed, device=name, runtime=runtime_name,
                               progress=lambda done, total: advance(done, total, ""))
         except KeyboardInterrupt:
             click.echo("hwnas: interrupted; no table written", err=True)

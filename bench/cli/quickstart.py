@@ -1,4 +1,5 @@
-"""``hwnas quickstart``: profile this machine, search NB201 for it, and report."""
+"""``hwnas quickstart``: profile this machine, search NB201 for it, report, and deploy the front
+measured here."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ __all__ = ["quickstart"]
               show_default=True)
 @click.option("--seeds", type=click.IntRange(min=1, max=100), default=3, show_default=True)
 def quickstart(out: Path | None, n_archs: int, budget: int, seeds: int) -> None:
-    """Profile this machine, search NB201 for it with three strategies, and report."""
+    """Profile this machine, search NB201 for it with three strategies, report, and measure the
+    recommended networks here (hwnas deploy: deploy/ holds them as ONNX files)."""
     from ..quickstart import run_quickstart
 
     out = out or results_dir() / "quickstart"

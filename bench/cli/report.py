@@ -1,4 +1,6 @@
-"""``hwnas report``: an HTML and a Markdown report of compare folders or search runs."""
+"""``hwnas report``: an interactive HTML report (offline pages and an index), and a static one
+(Markdown, PNG figures and one self-contained HTML file, for papers), of compare folders or search
+runs."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ class _RunDir(click.ParamType):
 @click.argument("inputs", nargs=-1, required=True, type=_RunDir(),
                 metavar="RUN_OR_COMPARE_DIR...")
 @click.option("--out", type=OutDir(), required=True,
-              help="Folder for report.html, report.md and the figures.")
+              help="Folder for index.html and its interactive pages, and for report.html, "
+                   "report.md and the PNG figures.")
 @click.option("--predictions", "predictions", multiple=True, type=InFile(),
               help="A predictor benchmark JSON (bench/scripts/latency_transfer.py) to include.")
 @click.option("--scatter", "scatter", multiple=True, nargs=2, type=InFile(),
@@ -35,7 +38,8 @@ class _RunDir(click.ParamType):
                    "against measured (repeatable).")
 def report(inputs: tuple[Path, ...], out: Path, predictions: tuple[Path, ...],
            scatter: tuple[tuple[Path, Path], ...]) -> None:
-    """Write an HTML and a Markdown report of compare folders or search runs."""
+    """Write an interactive HTML report (open index.html; it works offline) and a static
+    Markdown/HTML report with PNG figures, of compare folders or search runs."""
     from ..report import build_report
 
     for path in predictions:
@@ -47,3 +51,6 @@ def report(inputs: tuple[Path, ...], out: Path, predictions: tuple[Path, ...],
     paths = build_report(list(inputs), out, None, predictions=list(predictions),
                          scatter=list(scatter))
     click.echo(f"wrote {paths['html']} and {paths['md']} ({paths['figures']} figures)")
+    pages = {k: v for k, v in paths["pages"].items() if k != "index.html"}
+    click.echo(f"interactive: {paths['index']} ({len(pages)} pages, {sum(pages.values())} "
+               "figures, offline)")

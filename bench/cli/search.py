@@ -50,7 +50,8 @@ def run_folder_name(space: str, task: str | None, device: str | None, strategy: 
 @click.option("--device", type=TEXT, default=None,
               help="Public device, profiled device, device-table path, or live:RUNTIME.")
 @click.option("--objectives", default="accuracy,latency", show_default=True,
-              help="Comma-separated: accuracy, latency, params, flops.")
+              help="Comma-separated: accuracy, latency, params, flops, memory, size, "
+                   "energy.")
 @click.option("--strategy", default=DEFAULT_STRATEGY, show_default=True)
 @click.option("--budget", type=BUDGET, default=300, show_default=True,
               help="Unique architectures to evaluate.")

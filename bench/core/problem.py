@@ -35,7 +35,7 @@ __all__ = ["Problem", "OBJECTIVES", "EVALUATE", "DIRECTIONS", "is_accuracy_file"
 
 #: objectives :meth:`Problem.from_names` knows, with the direction each is given there
 DIRECTIONS: dict[str, str] = {"accuracy": "max", "latency": "min", "params": "min",
-                              "flops": "min"}
+                              "flops": "min", "memory": "min", "size": "min", "energy": "min"}
 OBJECTIVES = tuple(DIRECTIONS)
 EVALUATE = ("table", "train")
 
@@ -62,8 +62,8 @@ def named_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
                      task: str | None, device: str | None, evaluate: str = "table",
                      dataset: str | None = None, train: Mapping[str, Any] | None = None,
                      live: Mapping[str, Any] | None = None) -> list[Objective]:
-    """Objectives by name (``accuracy``, ``latency``, ``params``, ``flops``), their sources from
-    the registry (:func:`hwnas.bench.create_source`).
+    """Objectives by name (``accuracy``, ``latency``, ``params``, ``flops``, ``memory``, ``size``,
+    ``energy``), their sources from the registry (:func:`hwnas.bench.create_source`).
 
     Args:
         evaluate: where accuracy comes from: ``table`` (the public tables' ``task`` column, or a
@@ -199,7 +199,8 @@ class Problem:
 
         Args:
             space: ``nb201``, ``fbnet``, ``ofa`` or a registered space.
-            objectives: of ``accuracy`` (maximised), ``latency``, ``params``, ``flops``.
+            objectives: of ``accuracy`` (maximised), ``latency``, ``params``, ``flops``,
+                ``memory``, ``size``, ``energy``.
             task: the accuracy column (default: CIFAR-10 200-epoch test where the tables have
                 it), or a CSV of ``arch`` and ``accuracy``.
             device: what ``--device`` takes (public name, table path, profiled name, ``lut:``,

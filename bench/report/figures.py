@@ -21,8 +21,8 @@ from .collect import ProblemRuns
 from .errors import ReportError
 from .stats import INDICATORS, problem_scores
 
-__all__ = ["UNITS", "anytime_figure", "fronts_figure", "palette", "prediction_scatter",
-           "read_values", "save_png"]
+__all__ = ["UNITS", "anytime_figure", "checkpoint_grid", "fronts_figure", "palette",
+           "prediction_scatter", "read_values", "save_png"]
 
 #: objective -> axis label
 UNITS = {"accuracy": "accuracy (%)", "latency": "latency (ms)", "params": "parameters",
@@ -37,14 +37,22 @@ def palette(labels: Sequence[str]) -> dict[str, Any]:
     return dict(zip(labels, sns.color_palette("colorblind", max(len(labels), 3)), strict=False))
 
 
-def anytime_figure(problem: ProblemRuns, colours: dict[str, Any]) -> Any:
-    """Hypervolume ratio and front recall against evaluations: median line, IQR band."""
+def checkpoint_grid(problem: ProblemRuns, points: int = 25) -> list[int]:
+    """The evaluation counts anytime curves are scored at: ``points`` evenly spaced from 1 to
+    the longest run (25: smooth enough to read, cheap enough to score every run at each)."""
+    top = max(len(ev) for _, _, ev in problem.runs)
+    return sorted({int(x) for x in np.unique(np.linspace(1, top, points).round())})
+
+
+def anytime_figure(problem: ProblemRuns, colours: dict[str, Any],
+                   scores: pd.DataFrame | None = None) -> Any:
+    """Hypervolume ratio and front recall against evaluations: median line, IQR band.
+
+    ``scores`` are the runs' indicators at :func:`checkpoint_grid` (computed if not given)."""
     import matplotlib.pyplot as plt
 
-    top = max(len(ev) for _, _, ev in problem.runs)
-    # 25 checkpoints: smooth enough to read, cheap enough to score every run at each
-    grid = sorted({int(x) for x in np.unique(np.linspace(1, top, 25).round())})
-    scores = problem_scores(problem, grid)
+    if scores is None:
+        scores = problem_scores(problem, checkpoint_grid(problem))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, ind in zip(axes, ("hv_ratio", "recall"), strict=True):
         for label, g in scores.groupby("strategy", sort=True):

@@ -11,9 +11,14 @@ from .builtin import (
     TableAccuracyOptions,
 )
 from .registry import SourceSpec, create_source, list_sources, register_source, source_spec
+from .resources import EnergyOptions, LiveEnergy, LiveResource, ResourceOptions
 
 __all__ = [
     "DeviceOptions",
+    "EnergyOptions",
+    "LiveEnergy",
+    "LiveResource",
+    "ResourceOptions",
     "FileOptions",
     "LiveAccuracyOptions",
     "LiveLatencyOptions",

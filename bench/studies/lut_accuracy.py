@@ -9,12 +9,23 @@ set): the fraction predicted within +-10% and +-5%, Spearman rho, Kendall tau, M
 often the analytic kernel enumeration matches ONNX Runtime's optimised graph, and how well two
 rounds of the ground truth itself agree (the noise floor).
 
+With ``--runtime ort-cpu,ort-cpu-int8`` the same architectures are measured in both runtimes side
+by side (every measurement of an architecture in one runtime followed by the other's, so the
+host's state is shared), each against its own LUT: FP32 kernels enumerated analytically, INT8
+kernels read from ONNX Runtime's optimised graph of each quantized network and timed as INT8
+kernel models. For INT8 there is no enumeration of the space, so its LUT measures the kernels the
+evaluated and calibration networks run (nn-Meter's procedure: kernels detected in the model to
+predict, each timed once); ``--profile-archs`` networks are also profiled by ONNX Runtime, op by
+op, to show where the kernel sum departs from the network.
+
 Anchors: nn-Meter (Zhang et al., MobiSys 2021) reports 99.0% of models within +-10% with kernel
 prediction on its CPU, and about 91% for a plain operator sum.
 
 Usage:
     python bench/scripts/lut_accuracy.py --archs 300 --seed 0 \
         --out results/benchmarks/lut_accuracy.json
+    python bench/scripts/lut_accuracy.py --runtime ort-cpu,ort-cpu-int8 --archs 40 \
+        --out results/benchmarks/lut_accuracy_int8.json
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
-__all__ = ["scores", "rank_scores", "draw", "main"]
+__all__ = ["RUNTIMES", "scores", "rank_scores", "draw", "main", "truths_of"]
+
+RUNTIMES = ("ort-cpu", "ort-cpu-int8")
 
 
 def scores(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -63,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--archs", type=int, default=300, help="evaluated architectures")
     ap.add_argument("--calibration", type=int, default=30, help="calibration architectures")
+    ap.add_argument("--runtime", default="ort-cpu",
+                    help="comma-separated runtimes measured side by side: " + ", ".join(RUNTIMES))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cpu", type=int, default=1, help="core to pin to (-1: no pinning)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per measurement")
@@ -73,16 +88,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--chunk", type=int, default=5,
                     help="calls per chunk (paired timing alternates chunks with the reference)")
+    ap.add_argument("--int8-copies", default="1,9",
+                    help="the two copy counts of the INT8 kernel models (FP32: 1,9)")
+    ap.add_argument("--int8-reference", default="ort-cpu", choices=RUNTIMES,
+                    help="runtime of the INT8 paired reference network (default: the FP32 one, "
+                         "a cheaper probe of the host's state)")
+    ap.add_argument("--truths", default="min_of_rounds,paired",
+                    help="ground truths to measure: min_of_rounds, paired (or both)")
     ap.add_argument("--check-graphs", type=int, default=30,
-                    help="evaluated networks whose kernels are checked against ORT's graph")
+                    help="evaluated networks whose FP32 kernels are checked against ORT's graph")
+    ap.add_argument("--profile-archs", type=int, default=0,
+                    help="evaluated networks profiled op by op by ONNX Runtime (diagnostic)")
     ap.add_argument("--unpaired-lut", action="store_true",
                     help="build the LUT without the paired reference (plain min of rounds)")
-    ap.add_argument("--lut-dir", default=None, help="also save the LUT here")
+    ap.add_argument("--lut-dir", default=None,
+                    help="also save the LUT here (several runtimes: one folder each, NAME_RUNTIME)")
     ap.add_argument("--wait-for-load", type=float, default=0.0,
                     help="first wait until the 1-minute load average is below this (0: don't)")
     ap.add_argument("--wait-max", type=float, default=1800.0, help="longest wait, seconds")
     ap.add_argument("--out", default="results/benchmarks/lut_accuracy.json")
     args = ap.parse_args(argv)
+    runtimes = [r for r in args.runtime.split(",") if r]
+    truth_names = [t for t in args.truths.split(",") if t]
+    bad = [r for r in runtimes if r not in RUNTIMES] + [
+        t for t in truth_names if t not in ("min_of_rounds", "paired")]
+    if bad or not runtimes or not truth_names:
+        ap.error(f"--runtime / --truths: {bad or 'empty'}; valid: {', '.join(RUNTIMES)}; "
+                 "min_of_rounds, paired")
+    int8_copies = tuple(int(c) for c in args.int8_copies.split(","))
 
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
@@ -94,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     loads = [os.getloadavg()[0]]
 
     from hwnas.latency import MeasurementProtocol, RuntimeConfig, describe_environment, export_onnx
+    from hwnas.latency.kernels import _profile_graph
+    from hwnas.latency.kernels_int8 import int8_profile_by_op
     from hwnas.latency.lut import (
         REFERENCE_ARCHS,
         build_lut,
@@ -102,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         measure_networks,
         network_timer,
     )
+    from hwnas.latency.quantize import quantize_onnx
     from hwnas.search import get_space, model_stats
 
     space = get_space("nb201")
@@ -128,72 +164,144 @@ def main(argv: list[str] | None = None) -> int:
 
         return report
 
-    print("exporting networks ...", file=sys.stderr)
-    for arch in [*calibration, *evaluated]:
-        export_onnx(space, arch)
-    print("building the LUT ...", file=sys.stderr)
-    # kernels with more rounds (they are cheap); calibration networks as the evaluated ones
-    lut = build_lut(space, config, protocol(args.rounds), calibration_archs=calibration,
-                    kernel_protocol=protocol(args.kernel_rounds), paired=not args.unpaired_lut,
-                    progress=progress("lut"))
-    t_lut = time.perf_counter() - t0
-    if args.lut_dir:
-        lut.save(args.lut_dir)
-
-    # ground truth 1 (as specified): min of the round medians, rounds interleaved in time
-    print("measuring the evaluated networks (min of round medians) ...", file=sys.stderr)
-    plain = measure_networks(space, evaluated, config, protocol(args.rounds),
-                             all_rounds=True, progress=progress("networks, plain"))
-    # ground truth 2: ratio to a reference timed in alternating chunks, median of rounds,
-    # at the LUT's reference scale (cancels the host's fast/slow states)
-    print("measuring the evaluated networks (paired with a reference) ...", file=sys.stderr)
+    print("exporting (and quantizing) networks ...", file=sys.stderr)
     ref_arch = space.parse(REFERENCE_ARCHS["nb201"])
-    paired_info = lut.metadata.get("paired_reference") or {}
-    paired_protocol = dataclasses.replace(protocol(args.rounds),
-                                          max_runs=min(args.max_runs, 2 * args.min_runs))
-    paired = measure_networks(space, evaluated, config, paired_protocol,
-                              reference=network_timer(space, ref_arch, config),
-                              reference_ms=paired_info.get("reference_ms"), all_rounds=True,
-                              progress=progress("networks, paired"))
-    t_eval = time.perf_counter() - t0 - t_lut
-    truths = {"min_of_rounds": plain.min(axis=0), "paired": np.median(paired, axis=0)}
+    for arch in [*calibration, *evaluated, ref_arch]:
+        export_onnx(space, arch)
+        if "ort-cpu-int8" in runtimes:
+            quantize_onnx(space, arch)  # cached beside the export
+    t_prepare = time.perf_counter() - t0
+    luts, t_lut = {}, {}
+    for rt in runtimes:
+        print(f"building the {rt} LUT ...", file=sys.stderr)
+        t1 = time.perf_counter()
+        # kernels with more rounds (they are cheap); calibration networks as the evaluated ones
+        luts[rt] = build_lut(space, config, protocol(args.rounds), calibration_archs=calibration,
+                             kernel_protocol=protocol(args.kernel_rounds),
+                             kernel_archs=None if rt == "ort-cpu" else evaluated,
+                             copies=(1, 9) if rt == "ort-cpu" else int8_copies,
+                             paired=not args.unpaired_lut, runtime=rt,
+                             reference_runtime="ort-cpu" if rt == "ort-cpu" else
+                             args.int8_reference,
+                             progress=progress(f"{rt} lut"))
+        t_lut[rt] = round(time.perf_counter() - t1, 1)
+        if args.lut_dir:
+            luts[rt].save(args.lut_dir if len(runtimes) == 1 else f"{args.lut_dir}_{rt}")
 
-    pred = lut.predict(evaluated)
-    ksum = lut.kernel_sum(evaluated)
+    # every architecture in every runtime back to back, so that the runtimes share host states
+    t1 = time.perf_counter()
+    ref_rt = {rt: (luts[rt].metadata.get("paired_reference") or {}).get("runtime", rt)
+              for rt in runtimes}
+    ref_timers = {r: network_timer(space, ref_arch, config, runtime=r)
+                  for r in set(ref_rt.values())}
+    refs = {rt: ref_timers[ref_rt[rt]] for rt in runtimes}
+    paired_protocol = dataclasses.replace(protocol(1),
+                                          max_runs=min(args.max_runs, 2 * args.min_runs))
+    measured = {(t, rt): np.full((args.rounds, len(evaluated)), np.nan)
+                for t in truth_names for rt in runtimes}
+    steps, done = args.rounds * len(evaluated) * len(truth_names), 0
+    report = progress("networks")
+    for truth in truth_names:
+        print(f"measuring the evaluated networks ({truth}) ...", file=sys.stderr)
+        for r in range(args.rounds):
+            for i, arch in enumerate(evaluated):
+                for rt in runtimes:
+                    if truth == "paired":
+                        ref_ms = (luts[rt].metadata.get("paired_reference") or {}).get(
+                            "reference_ms")
+                        v = measure_networks(space, [arch], config, paired_protocol,
+                                             reference=refs[rt], reference_ms=ref_ms,
+                                             runtime=rt)
+                    else:  # as specified: min of the round medians, rounds interleaved
+                        v = measure_networks(space, [arch], config, protocol(1), runtime=rt)
+                    measured[truth, rt][r, i] = v[0]
+                done += 1
+                report(done, steps)
+    t_eval = time.perf_counter() - t1
+
     flops = np.array([model_stats(space, a).flops_m for a in evaluated])
     cal_flops = np.array([model_stats(space, a).flops_m for a in calibration])
-    cal_true = np.array(lut.metadata["calibration"]["measured_ms"])
-    fa, fb = np.polyfit(cal_flops, cal_true, 1)
-
     checked = evaluated[: args.check_graphs]
-    matches = sum(graph_kernels(export_onnx(space, a), config) == kernels(space, a)
-                  for a in checked)
-
-    results = {}
-    for truth_name, true in truths.items():
-        rounds = plain if truth_name == "min_of_rounds" else paired
-        results[truth_name] = {
-            "lut": scores(pred, true),
-            "kernel_sum": scores(ksum, true),
-            "flops": rank_scores(flops, true),
-            "flops_affine": scores(fa * flops + fb, true),
-            "round1_vs_round2": scores(rounds[0], rounds[1]) if len(rounds) > 1 else None,
+    blocks = {}
+    for rt in runtimes:
+        lut = luts[rt]
+        truths = {}
+        for t in truth_names:
+            m = measured[t, rt]
+            truths[t] = m.min(axis=0) if t == "min_of_rounds" else np.median(m, axis=0)
+        pred = lut.predict(evaluated)
+        ksum = lut.kernel_sum(evaluated)
+        cal_true = np.array(lut.metadata["calibration"]["measured_ms"])
+        fa, fb = np.polyfit(cal_flops, cal_true, 1)
+        results = {}
+        for t, true in truths.items():
+            rounds = measured[t, rt]
+            results[t] = {
+                "lut": scores(pred, true),
+                "kernel_sum": scores(ksum, true),
+                "flops": rank_scores(flops, true),
+                "flops_affine": scores(fa * flops + fb, true),
+                "round1_vs_round2": scores(rounds[0], rounds[1]) if len(rounds) > 1 else None,
+            }
+        if rt == "ort-cpu":
+            matches = sum(graph_kernels(export_onnx(space, a), config) == kernels(space, a)
+                          for a in checked)
+            enumeration = f"{matches}/{len(checked)} (analytic enumeration = ORT's graph)"
+        else:
+            enumeration = "read from ORT's optimised quantized graph (ground truth by definition)"
+        # where the sum departs from the network: ORT's own per-op profile vs the table's
+        by_op = []
+        for a in evaluated[: args.profile_archs]:
+            if rt == "ort-cpu":
+                nodes, durs = _profile_graph(export_onnx(space, a), config, (1, 3, 32, 32), 21)
+                prof: dict[str, float] = {}
+                for name, k in nodes:
+                    prof[k.op] = prof.get(k.op, 0.0) + float(np.sum(durs[name][1:])) / 20
+            else:
+                prof = int8_profile_by_op(quantize_onnx(space, a), config, runs=20)
+            table: dict[str, float] = {}
+            for k, n in kernels(space, a, lut.precision).items():
+                table[k.op] = table.get(k.op, 0.0) + n * lut._lookup.get(k, float("nan"))
+            by_op.append({"arch": space.format(a), "profiled_ms": prof, "table_ms": table})
+        blocks[rt] = {
+            "precision": lut.precision,
+            "lut": {"kernels_measured": len(lut), "a": lut.coef_[0], "b_ms": lut.coef_[1],
+                    "copies": lut.metadata["kernel_session"]["copies"],
+                    "session_overhead_ms": lut.metadata["session_overhead_ms"],
+                    "calibration_mape": lut.metadata["calibration"]["mape"],
+                    "paired_reference": lut.metadata.get("paired_reference"),
+                    "kernel_enumeration": lut.metadata["kernel_enumeration"],
+                    "runtime_info": lut.metadata["runtime_info"], "seconds": t_lut[rt]},
+            "scores": results,
+            "enumeration": enumeration,
+            "predicted_nan": int(np.isnan(pred).sum()),
+            "latency_ms": {k: {"min": float(v.min()), "median": float(np.median(v)),
+                               "max": float(v.max())} for k, v in truths.items()},
+            "profile_by_op": by_op,
+            "rows": [{"arch": space.format(a), "lut_ms": float(p), "kernel_sum_ms": float(k),
+                      "flops_m": float(f),
+                      **{f"{t}_ms": float(truths[t][i]) for t in truth_names},
+                      **{f"{t}_rounds_ms": measured[t, rt][:, i].tolist() for t in truth_names}}
+                     for i, (a, p, k, f) in enumerate(zip(evaluated, pred, ksum, flops,
+                                                          strict=True))],
         }
+    if len(runtimes) > 1:  # the INT8 speed-up, per architecture, on the same host states
+        for t in truth_names:
+            ratio = truths_of(blocks, "ort-cpu-int8", t) / truths_of(blocks, "ort-cpu", t)
+            blocks["int8_over_fp32_" + t] = {"median": float(np.median(ratio)),
+                                             "min": float(ratio.min()),
+                                             "max": float(ratio.max())}
     result = {
         "setup": {
             "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-            "space": "nb201", "none": "zero", "archs": len(evaluated),
+            "space": "nb201", "none": "zero", "runtimes": runtimes, "archs": len(evaluated),
             "calibration": len(calibration), "seed": args.seed, "cpu": args.cpu,
-            "runtime_config": lut.metadata["runtime_config"],
+            "runtime_config": dataclasses.asdict(config),
             "network_protocol": protocol(args.rounds).to_dict(),
             "paired_network_protocol": paired_protocol.to_dict(),
             "kernel_protocol": protocol(args.kernel_rounds).to_dict(),
-            "lut_paired_reference": lut.metadata.get("paired_reference"),
-            "kernels_measured": len(lut), "a": lut.coef_[0], "b_ms": lut.coef_[1],
-            "session_overhead_ms": lut.metadata["session_overhead_ms"],
-            "calibration_mape": lut.metadata["calibration"]["mape"],
-            "seconds": {"lut": round(t_lut, 1), "evaluation": round(t_eval, 1),
-                        "waited_for_load": waited},
+            "seconds": {"prepare": round(t_prepare, 1), "lut": t_lut,
+                        "evaluation": round(t_eval, 1), "waited_for_load": waited},
             "load_average_1min": {"start": loads[0], "mean": float(np.mean(loads)),
                                   "max": float(np.max(loads)),
                                   "note": "this process adds about 1; more means other "
@@ -205,16 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             "paired": "median over rounds of the ratio to the reference network, timed in "
                       "alternating chunks, x the LUT's reference_ms",
         },
-        "scores": results,
-        "enumeration_matches_ort": f"{matches}/{len(checked)}",
-        "latency_ms": {k: {"min": float(v.min()), "median": float(np.median(v)),
-                           "max": float(v.max())} for k, v in truths.items()},
-        "rows": [{"arch": space.format(a), "min_of_rounds_ms": float(t1), "paired_ms": float(t2),
-                  "plain_rounds_ms": r1.tolist(), "paired_rounds_ms": r2.tolist(),
-                  "lut_ms": float(p), "kernel_sum_ms": float(k), "flops_m": float(f)}
-                 for a, t1, t2, r1, r2, p, k, f in zip(
-                     evaluated, truths["min_of_rounds"], truths["paired"], plain.T, paired.T,
-                     pred, ksum, flops, strict=True)],
+        "runtimes": blocks,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,23 +321,32 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out)
 
-    print(f"\nNB201 operator LUT on this CPU: {len(evaluated)} networks, "
-          f"{len(calibration)} calibration networks (disjoint), {len(lut)} kernels")
-    print(f"fit: latency = {lut.coef_[0]:.3f} * kernel_sum + {lut.coef_[1]:.3f} ms; "
-          f"kernel enumeration = ORT graph on {matches}/{len(checked)}")
+    print(f"\nNB201 operator LUTs on this CPU: {len(evaluated)} networks, "
+          f"{len(calibration)} calibration networks (disjoint)")
     print(f"1-minute load average during the run: start {loads[0]:.2f}, mean "
           f"{np.mean(loads):.2f}, max {np.max(loads):.2f} (this process adds ~1)")
-    for truth_name, block in results.items():
-        print(f"\nground truth: {result['ground_truths'][truth_name]}")
-        print(f"  {'predictor':<20}{'+-10%':>8}{'+-5%':>8}{'rho':>8}{'tau':>8}{'MAPE':>8}")
-        for name, sc in block.items():
-            if sc is None:
-                continue
-            cells = [f"{100 * sc[k]:7.1f}%" if k in sc else f"{'-':>8}"
-                     for k in ("within_10pct", "within_5pct")]
-            cells += [f"{sc[k]:8.3f}" for k in ("spearman_rho", "kendall_tau")]
-            cells.append(f"{100 * sc['mape']:7.1f}%" if "mape" in sc else f"{'-':>8}")
-            print(f"  {name:<20}" + "".join(cells))
+    for rt in runtimes:
+        b = blocks[rt]
+        print(f"\n== {rt} ({b['precision']}): {b['lut']['kernels_measured']} kernels; fit: "
+              f"latency = {b['lut']['a']:.3f} * kernel_sum + {b['lut']['b_ms']:.3f} ms; "
+              f"kernels {b['enumeration']}")
+        for truth_name, block in b["scores"].items():
+            print(f"ground truth: {result['ground_truths'][truth_name]}")
+            print(f"  {'predictor':<20}{'+-10%':>8}{'+-5%':>8}{'rho':>8}{'tau':>8}{'MAPE':>8}")
+            for name, sc in block.items():
+                if sc is None:
+                    continue
+                cells = [f"{100 * sc[k]:7.1f}%" if k in sc else f"{'-':>8}"
+                         for k in ("within_10pct", "within_5pct")]
+                cells += [f"{sc[k]:8.3f}" for k in ("spearman_rho", "kendall_tau")]
+                cells.append(f"{100 * sc['mape']:7.1f}%" if "mape" in sc else f"{'-':>8}")
+                print(f"  {name:<20}" + "".join(cells))
+    for key in [k for k in blocks if k.startswith("int8_over_fp32_")]:
+        print(f"{key}: median {blocks[key]['median']:.2f}x")
     print(f"wrote {out}")
     return 0
 
+
+def truths_of(blocks: dict, runtime: str, truth: str) -> np.ndarray:
+    """One runtime's ground truth per evaluated architecture, from the result blocks."""
+    return np.array([row[f"{truth}_ms"] for row in blocks[runtime]["rows"]])

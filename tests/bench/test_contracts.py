@@ -109,7 +109,9 @@ def _cases(tmp_path, tables, archs):
     }
 
 
-SLOW_SOURCES = {"accuracy:live", "latency:live", "latency:lut"}
+SLOW_SOURCES = {"accuracy:live", "latency:live", "latency:lut",
+                # measured now, contract in tests/bench/test_memory_sources.py
+                "memory", "size", "size:weights", "energy"}
 
 
 @pytest.mark.parametrize("name", list_sources())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -32,6 +34,15 @@ def test_int8_agrees_with_fp32_on_real_inputs(tmp_path):
     rel = np.abs(ya - yb).max() / np.abs(ya).max()
     assert rel < 0.25, rel
     assert not list(tmp_path.rglob("*.tmp"))
+    # every convolution runs in INT8: none left in float between Dequantize/QuantizeLinear
+    # (the exporter's Identity-shared biases made ONNX Runtime keep most of them in float)
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(q), opts, providers=["CPUExecutionProvider"])
+    ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")
+                                                           ).graph.node)
+    convs = sum(n.op_type == "Conv" for n in onnx.load(str(fp32)).graph.node)
+    assert ops["QLinearConv"] == convs and ops["Conv"] == 0, ops
 
 
 @pytest.mark.parametrize("name", ["ort-cpu-int8", "ov-cpu", "ov-cpu-int8"])

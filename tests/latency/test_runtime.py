@@ -97,8 +97,8 @@ def test_cuda_runtimes_say_why_they_are_unavailable(name):
 
 
 def test_runtime_registry_and_config_validation():
-    assert set(list_runtimes()) == {"ort-cpu", "ort-cpu-int8", "ort-cuda", "ov-cpu",
-                                    "ov-cpu-int8", "torch-cpu", "torch-cuda"}
+    assert set(list_runtimes()) == {"ort-cpu", "ort-cpu-int8", "ort-cuda", "ort-cuda-fp16",
+                                    "ov-cpu", "ov-cpu-int8", "torch-cpu", "torch-cuda"}
     with pytest.raises(UnknownNameError, match="valid: ort-cpu, ort-cpu-int8, ort-cuda"):
         get_runtime("tensorrt")
     with pytest.raises(HwnasError, match="batch"):
