@@ -37,7 +37,10 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     (a user's ``results/devices`` would otherwise show up in what a test lists)."""
     monkeypatch.setenv("HWNAS_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("HWNAS_RESULTS", str(tmp_path_factory.mktemp("results")))
-    monkeypatch.delenv("HWNAS_DATA", raising=False)
+    # set, then deleted: monkeypatch then removes HWNAS_DATA at teardown even when the test set
+    # it itself (``hwnas --data DIR`` writes os.environ), so no later module fixture inherits it
+    monkeypatch.setenv("HWNAS_DATA", "")
+    monkeypatch.delenv("HWNAS_DATA")
 
 
 @pytest.fixture(scope="session")

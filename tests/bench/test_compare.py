@@ -132,8 +132,8 @@ def test_ray_executor_on_a_local_cluster(synthetic_data, config, tmp_path):
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda t: t.replace('name = "evolution"', 'name = "annealing"'),
      "unknown strategy 'annealing'; valid: "),
-    (lambda t: t.replace('["accuracy", "latency"]', '["accuracy", "energy"]'),
-     "unknown objectives ['energy']"),
+    (lambda t: t.replace('["accuracy", "latency"]', '["accuracy", "joules"]'),
+     "unknown objectives ['joules']"),
     (lambda t: t.replace('devices = ["dev_a"]\n', ""), "the latency objective needs 'device'"),
     (lambda t: t.replace("seeds = [0, 1]", "seeds = []"), "'seeds' must be a non-empty list"),
     (lambda t: t.replace("sample_size = 3", "sample = 3"),

@@ -291,7 +291,6 @@ def report(tmp_path_factory, synthetic_data) -> dict:
     return {"index": index, "pages": pages, "static": static}
 
 
-@pytest.mark.slow
 def test_every_page_is_offline_and_embeds_plotly_once(report):
     out = Path(report["index"]).parent
     assert set(report["pages"]) == {"index.html", "strategies.html", "problem_nb201.html",
@@ -319,7 +318,6 @@ def test_every_page_is_offline_and_embeds_plotly_once(report):
     assert "Critical-difference diagram" in (out / "strategies.html").read_text()
 
 
-@pytest.mark.slow
 def test_every_page_renders_every_figure_in_chromium_without_errors(report):
     exe = chromium_or_skip()
     out = Path(report["index"]).parent
@@ -339,7 +337,6 @@ def test_every_page_renders_every_figure_in_chromium_without_errors(report):
         browser.close()
 
 
-@pytest.mark.slow
 def test_the_checker_catches_a_javascript_error_and_an_undrawn_figure(tmp_path):
     """The checker is proven on a page that throws, logs an error, lacks a figure it
     announces and links out (``.invalid`` never resolves): each is reported."""

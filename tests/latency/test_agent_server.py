@@ -145,7 +145,6 @@ def _wait_busy(client: httpx.Client, seconds: float = 60) -> None:
 
 
 # ---------------------------------------------------------------------- measuring
-@pytest.mark.slow
 def test_measures_an_exported_nb201_model_without_torch(agent, tmp_path):
     from hwnas.latency import export_onnx
     from hwnas.search import get_space
@@ -266,7 +265,6 @@ def test_measure_refusals(agent, body, status, says):
 
 
 # ---------------------------------------------------------------------- watchdog
-@pytest.mark.slow
 def test_busy_then_a_hang_is_killed_and_the_agent_keeps_serving(agent):
     client = agent["client"]
     slow, quick = _slow_model(), _relu_model(8)
@@ -287,7 +285,6 @@ def test_busy_then_a_hang_is_killed_and_the_agent_keeps_serving(agent):
     assert again["status"] == "ok", again
 
 
-@pytest.mark.slow
 def test_a_crashed_worker_is_reported_and_replaced(agent):
     client = agent["client"]
     slow, quick = _slow_model(), _relu_model(8)

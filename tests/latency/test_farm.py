@@ -232,7 +232,6 @@ def test_a_store_written_before_the_agent_column_is_migrated(tmp_path):
 
 
 # ---------------------------------------------------------------------- real agents
-@pytest.mark.slow
 def test_a_farm_survives_a_killed_agent_and_drops_a_wrong_token(agents, tmp_path):
     """a is SIGKILLed after 2 measurements (b takes over), b after 4 (nobody answers), then a
     is restarted on its port: the host's retries find it and it finishes the profile."""
@@ -284,7 +283,6 @@ def test_a_farm_survives_a_killed_agent_and_drops_a_wrong_token(agents, tmp_path
     assert result.out_dir == out and result.device == "box"
 
 
-@pytest.mark.slow
 def test_agents_of_two_devices_give_one_table_each(agents, tmp_path):
     a, d = agents["a"], agents["d"]
     ts = targets(4)[:3]
@@ -299,7 +297,6 @@ def test_agents_of_two_devices_give_one_table_each(agents, tmp_path):
         assert meta["device"] == r.device and meta["counts"]["architectures"] == 3
 
 
-@pytest.mark.slow
 def test_a_watchdog_failure_is_a_failed_row_and_profiling_goes_on(agents, tmp_path):
     a = agents["a"]
     with AgentClient(a.url, TOKEN) as client:
@@ -315,7 +312,6 @@ def test_a_watchdog_failure_is_a_failed_row_and_profiling_goes_on(agents, tmp_pa
     assert (frame["status"] == "failed").all() and set(frame["agent"]) == {a.url}
 
 
-@pytest.mark.slow
 def test_every_agent_refusing_the_token_is_one_line(agents, capsys, tmp_path, token_file):
     code, err = cli(capsys, "--remote", agents["c"].url, "--token-file", str(token_file),
                     "--archs", "2", "--out", str(tmp_path / "out"))
@@ -323,7 +319,6 @@ def test_every_agent_refusing_the_token_is_one_line(agents, capsys, tmp_path, to
     assert "token" in err[0]
 
 
-@pytest.mark.slow
 def test_the_deadline_stops_the_profile_and_a_rerun_resumes(agents, capsys, tmp_path,
                                                              token_file):
     """Last of the module: it kills agent d for good."""
