@@ -18,8 +18,10 @@ About half of a fresh profile's time is exporting networks to ONNX, which is Pyt
 torch-heavy. With ``prefetch=k`` a worker *process* (a thread would fight the timing loop for the
 GIL) exports the next ``k`` architectures into the cache, and measures their memory and sizes,
 while the current one is timed; the timing loop then finds the file cached and only builds its
-session, just before timing it. ``prefetch=0`` (the default) is the sequential path: export,
-session, timing, then memory, one after the other in this process.
+session, just before timing it. This is the default (``prefetch=2``): on a quiet 2-vCPU host a
+fresh profile took 1.75x its timed loop alone against 3.02x for the sequential path, with better
+repeatability (results/benchmarks/profile_throughput_quiet.md). ``prefetch=0`` is the sequential
+path: export, session, timing, then memory, one after the other in this process.
 """
 
 from __future__ import annotations
@@ -89,9 +91,8 @@ class Profiler:
             reports what it was asked; measurements of earlier draws stay in the store and are
             reused when asked again). ``meta.json`` counts both.
         prefetch: architectures a worker process exports ahead of the one being timed (it
-            then measures their memory and sizes); 0, the default: the sequential path,
-            everything in this process. Not the default because on this project's shared
-            2-vCPU host it was not reliably faster (results/benchmarks/profile_throughput.md).
+            then measures their memory and sizes); 0: the sequential path, everything in this
+            process. Default 2, the faster in results/benchmarks/profile_throughput_quiet.md.
         resources: measure each architecture's memory and sizes once (the table's
             ``memory_mb``, ``onnx_bytes`` and ``weight_bytes`` columns).
         start_method: how the worker process starts (``fork``, where there is one: instant, the
@@ -101,7 +102,7 @@ class Profiler:
     TABLES = ("store", "request")
 
     def __init__(self, space: Space, runtime: Runtime, protocol: MeasurementProtocol,
-                 out_dir: str | Path, name: str, table: str = "store", prefetch: int = 0,
+                 out_dir: str | Path, name: str, table: str = "store", prefetch: int = 2,
                  resources: bool = True, start_method: str | None = None):
         if table not in self.TABLES:
             raise ValueError(f"table must be one of {self.TABLES}, got {table!r}")
