@@ -24,7 +24,7 @@ import pandas as pd
 
 from hwnas.search import HwnasError
 
-__all__ = ["RUN_FILES", "write_run", "read_run", "verify_run"]
+__all__ = ["RUN_FILES", "write_run", "read_run", "verify_run", "replace_folder"]
 
 #: the data files of a run folder, in the order they are written; run.json follows them
 RUN_FILES = ("evaluations.csv", "front.csv")
@@ -97,18 +97,7 @@ def write_run(out: str | os.PathLike[str], files: Mapping[str, str],
             for name, data in blobs.items():
                 _write_bytes(tmp / name, data)
             _write_bytes(tmp / "run.json", run_json)
-            old = None
-            if out.exists():
-                old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.",
-                                            suffix=".old"))
-                try:
-                    os.replace(out, old / "run")
-                except BaseException:
-                    old.rmdir()  # nothing moved: leave no empty .old folder behind
-                    raise
-            os.replace(tmp, out)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            replace_folder(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -167,3 +156,20 @@ def read_run(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], pd.DataFra
         raise HwnasError(f"{folder} is not a finished hwnas run (run.json + evaluations.csv): "
                          f"{e}") from None
     return record, evaluations
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Put the finished folder ``tmp`` at ``out`` (same file system): an existing ``out`` is moved
+    aside first and removed only once ``tmp`` is in place, so a reader sees the old or the new
+    folder, never a half-written one."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+        try:
+            os.replace(out, old / "previous")
+        except BaseException:
+            old.rmdir()  # nothing moved: leave no empty .old folder behind
+            raise
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

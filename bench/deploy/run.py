@@ -33,6 +33,7 @@ from hwnas.latency import Target
 from hwnas.search import Architecture, HwnasError, Space, get_space
 
 from ..cache import StatsCache
+from ..core.runs import replace_folder
 from .candidates import (
     SELECTION_RULE,
     DeployError,
@@ -299,18 +300,7 @@ def _write(out: Path, result: DeployResult, rows: pd.DataFrame, models: dict[int
             mask = os.umask(0)
             os.umask(mask)
             os.chmod(tmp, 0o777 & ~mask)
-            old = None
-            if out.exists():
-                old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.",
-                                            suffix=".old"))
-                try:
-                    os.replace(out, old / "deploy")
-                except BaseException:
-                    old.rmdir()  # nothing moved: leave no empty .old folder behind
-                    raise
-            os.replace(tmp, out)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            replace_folder(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
