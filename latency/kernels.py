@@ -33,6 +33,7 @@ __all__ = [
     "kernel_universe",
     "kernels",
     "list_lut_spaces",
+    "profiled_run",
     "nb201_kernels",
 ]
 
@@ -390,16 +391,20 @@ def graph_kernels(path: str | os.PathLike[str], config: RuntimeConfig | None = N
     return Counter(k for _, k in nodes)
 
 
-def _profile_graph(path: str | os.PathLike[str], config: RuntimeConfig | None,
-                   input_shape: Sequence[int], runs: int
-                   ) -> tuple[list[tuple[str, Kernel]], dict[str, list[float]]]:
-    """``(node name, kernel)`` of every node of the optimised graph, and each node's profiled
-    durations in ms over ``runs`` calls."""
+
+def profiled_run(path: str | os.PathLike[str], config: RuntimeConfig, feed: np.ndarray,
+                 runs: int, graph_optimization: str | None = None
+                 ) -> tuple[Any, dict[str, list[list[int]]], dict[str, list[float]]]:
+    """Run a model ``runs`` times in a profiling CPU session; return the optimised graph
+    (``onnx.ModelProto``), each node's input shapes and its profiled durations in ms.
+
+    ``graph_optimization`` overrides ``config.graph_optimization`` (the INT8 tables always
+    read the fully optimised graph, whose fused QLinear nodes are what runs).
+    """
     import onnx
     import onnxruntime as ort
-    from onnx import helper
 
-    config = config or RuntimeConfig()
+    level = graph_optimization or config.graph_optimization
     with tempfile.TemporaryDirectory() as tmp:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = config.intra_op_threads
@@ -409,15 +414,15 @@ def _profile_graph(path: str | os.PathLike[str], config: RuntimeConfig | None,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[config.graph_optimization]
+        }[level]
         opts.log_severity_level = 3
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "profile")
         opts.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        feed = {sess.get_inputs()[0].name: np.zeros(tuple(input_shape), np.float32)}
+        inputs = {sess.get_inputs()[0].name: feed}
         for _ in range(runs):
-            sess.run(None, feed)
+            sess.run(None, inputs)
         with open(sess.end_profiling()) as f:
             events = json.load(f)
         model = onnx.load(opts.optimized_model_filepath)
@@ -428,6 +433,18 @@ def _profile_graph(path: str | os.PathLike[str], config: RuntimeConfig | None,
             name = e["name"][: -len("_kernel_time")]
             shapes[name] = [next(iter(d.values())) for d in e["args"]["input_type_shape"]]
             durations.setdefault(name, []).append(e["dur"] / 1e3)
+    return model, shapes, durations
+
+def _profile_graph(path: str | os.PathLike[str], config: RuntimeConfig | None,
+                   input_shape: Sequence[int], runs: int
+                   ) -> tuple[list[tuple[str, Kernel]], dict[str, list[float]]]:
+    """``(node name, kernel)`` of every node of the optimised graph, and each node's profiled
+    durations in ms over ``runs`` calls."""
+    from onnx import helper
+
+    config = config or RuntimeConfig()
+    model, shapes, durations = profiled_run(path, config,
+                                            np.zeros(tuple(input_shape), np.float32), runs)
     names = {"Relu": "relu", "Add": "add", "Mul": "mul", "ReorderInput": "reorder_in",
              "ReorderOutput": "reorder_out", "Flatten": "flatten",
              "BatchNormalization": "batchnorm"}

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import Kernel, LUTError
+from .kernels import Kernel, LUTError, profiled_run
 
 __all__ = [
     "INT8_OPS",
@@ -128,34 +127,10 @@ def _optimised_graph(path: Path, config: Any, input_shape: Sequence[int], runs: 
     """``(node name, kernel, own)`` for every node of the optimised graph (``own`` False: a
     constant's ``DequantizeLinear``, given the kernel of the node reading it), and each node's
     profiled durations in ms over ``runs`` calls."""
-    import onnx
-    import onnxruntime as ort
     from onnx import helper
 
-    with tempfile.TemporaryDirectory() as tmp:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = config.intra_op_threads
-        opts.inter_op_num_threads = config.inter_op_threads
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        opts.enable_profiling = True
-        opts.profile_file_prefix = os.path.join(tmp, "profile")
-        opts.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        feed = {sess.get_inputs()[0].name:
-                np.random.default_rng(0).standard_normal(tuple(input_shape), dtype=np.float32)}
-        for _ in range(runs):
-            sess.run(None, feed)
-        with open(sess.end_profiling()) as f:
-            events = json.load(f)
-        model = onnx.load(opts.optimized_model_filepath)
-    shapes: dict[str, list[list[int]]] = {}
-    durations: dict[str, list[float]] = {}
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            name = e["name"][: -len("_kernel_time")]
-            shapes[name] = [next(iter(d.values())) for d in e["args"]["input_type_shape"]]
-            durations.setdefault(name, []).append(e["dur"] / 1e3)
+    feed = np.random.default_rng(0).standard_normal(tuple(input_shape), dtype=np.float32)
+    model, shapes, durations = profiled_run(path, config, feed, runs, graph_optimization="all")
     const = {i.name for i in model.graph.initializer}
     own = []
     for n in model.graph.node:
