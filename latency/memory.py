@@ -1,8 +1,9 @@
-"""Peak memory, file size and weight bytes of an ONNX model under ONNX Runtime, torch-free.
+"""Peak memory, file size and weight bytes of an ONNX model under ONNX Runtime or OpenVINO,
+torch-free.
 
-Only the standard library, NumPy and ONNX Runtime are imported (and nothing else of hwnas's when
-the file runs as a script), so that a small agent on a target device can reuse this module as it
-is: ``python memory.py MODEL.onnx`` prints one JSON measurement.
+Only the standard library, NumPy and ONNX Runtime (OpenVINO for its runtime) are imported (and
+nothing else of hwnas's when the file runs as a script), so that a small agent on a target device
+can reuse this module as it is: ``python memory.py MODEL.onnx`` prints one JSON measurement.
 
 **Peak memory** is the growth of the process's peak resident set (``VmHWM``) over ONNX Runtime
 session creation plus one inference, on Linux. The peak is reset first (``echo 5 >
@@ -16,6 +17,10 @@ fresh interpreter costs half a second. The figure includes what the runtime itse
 this model (weights, arena, graph-optimisation copies, and the runtime's code pages its kernels
 touch first: a forked child maps shared library pages afresh, some 20 MiB here); ONNX
 Runtime's one-off environment set-up is done in the server, before the fork, so it is not counted.
+OpenVINO (``runtime="openvino"``) is measured the same way over ``compile_model`` on the CPU device
+plus one inference; the server loads OpenVINO and its CPU plugin library on the first such
+request (without compiling anything, so that no thread pool exists when it forks), so the plugin's
+loading is not counted either, while the pages its kernels first touch are.
 
 **Weight bytes** are counted from the model's initializers (element count x element size of
 their ONNX data type), read with a minimal protobuf reader instead of the ``onnx`` package.
@@ -42,6 +47,8 @@ else:
 
 __all__ = [
     "METHOD",
+    "METHOD_OPENVINO",
+    "RUNTIMES",
     "MemoryMeasurement",
     "MemoryMeasurementError",
     "MemoryProbe",
@@ -57,6 +64,14 @@ METHOD = ("peak resident-set growth (VmHWM after a reset through /proc/self/clea
           "VmRSS before) of a process forked from a torch-free ONNX Runtime server whose runtime "
           "environment is already set up, over session creation (CPU execution provider) + one "
           "inference; includes runtime code pages the model's kernels first touch; MiB")
+
+#: the same for OpenVINO
+METHOD_OPENVINO = ("peak resident-set growth (VmHWM after a reset through /proc/self/clear_refs, "
+                   "minus VmRSS before) of a process forked from a torch-free server that has "
+                   "loaded OpenVINO and its CPU plugin, over compile_model (CPU device) + one "
+                   "inference; includes code pages the model's kernels first touch; MiB")
+#: the runtimes a measurement can use
+RUNTIMES = ("onnxruntime", "openvino")
 
 _CLEAR_REFS = "/proc/self/clear_refs"
 #: a one-node ONNX model (Identity, opset 17), serialised; warms up ONNX Runtime in the server
@@ -76,14 +91,17 @@ class MemoryMeasurement:
     Attributes:
         peak_bytes: peak resident-set growth over session creation + first inference.
         baseline_bytes: resident set before (the server's, shared copy-on-write).
-        onnxruntime: the ONNX Runtime version that loaded the model.
-        method: :data:`METHOD`.
+        onnxruntime: the version of the runtime that loaded the model (ONNX Runtime's, or
+            OpenVINO's when ``runtime`` is ``openvino``).
+        method: :data:`METHOD` or :data:`METHOD_OPENVINO`.
+        runtime: ``onnxruntime`` or ``openvino``.
     """
 
     peak_bytes: int
     baseline_bytes: int
     onnxruntime: str
     method: str = METHOD
+    runtime: str = "onnxruntime"
 
     @property
     def peak_mb(self) -> float:
@@ -128,19 +146,24 @@ def _feeds(sess: Any) -> dict[str, Any]:
     return feeds
 
 
-def measure_in_process(path: str, intra_op_threads: int = 1,
-                       graph_optimization: str = "all") -> dict[str, Any]:
-    """Measure in *this* process (it should be fresh or freshly forked): reset the peak, create a
-    CPU session on ``path`` and run it once, return :class:`MemoryMeasurement`'s fields.
+def measure_in_process(path: str, intra_op_threads: int = 1, graph_optimization: str = "all",
+                       runtime: str = "onnxruntime") -> dict[str, Any]:
+    """Measure in *this* process (it should be fresh or freshly forked): reset the peak, load
+    ``path`` in ``runtime`` (a CPU session, or OpenVINO's CPU device) and run it once, return
+    :class:`MemoryMeasurement`'s fields.
 
     Raises:
-        MemoryMeasurementError: the peak cannot be reset here.
+        MemoryMeasurementError: the peak cannot be reset here, or an unknown runtime.
     """
-    import onnxruntime as ort
-
     ok, why = memory_supported()
     if not ok:
         raise MemoryMeasurementError(why)
+    if runtime not in RUNTIMES:
+        raise MemoryMeasurementError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    if runtime == "openvino":
+        return _measure_openvino(path, intra_op_threads)
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = 1
@@ -158,11 +181,49 @@ def measure_in_process(path: str, intra_op_threads: int = 1,
     sess.run(None, _feeds(sess))
     peak = _status_kb("VmHWM")
     return {"peak_bytes": max(0, peak - before) * 1024, "baseline_bytes": before * 1024,
-            "onnxruntime": ort.__version__, "method": METHOD}
+            "onnxruntime": ort.__version__, "method": METHOD, "runtime": "onnxruntime"}
+
+
+def _openvino_core() -> Any:
+    """OpenVINO's ``Core`` with the CPU plugin library loaded (reading a property loads it and
+    compiles nothing: no inference thread pool exists yet, so forking stays safe)."""
+    import openvino as ov
+
+    core = ov.Core()
+    core.get_property("CPU", "FULL_DEVICE_NAME")
+    return core
+
+
+_OV_CORE: Any = None
+
+
+def _measure_openvino(path: str, threads: int) -> dict[str, Any]:
+    import numpy as np
+    import openvino as ov
+
+    global _OV_CORE
+    if _OV_CORE is None:
+        _OV_CORE = _openvino_core()
+    with open(_CLEAR_REFS, "w") as f:
+        f.write("5")
+    before = _status_kb("VmRSS")
+    compiled = _OV_CORE.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
+    request = compiled.create_infer_request()
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for i, port in enumerate(compiled.inputs):
+        shape = [d if d > 0 else 1 for d in
+                 (dim.get_length() if dim.is_static else 1 for dim in port.get_partial_shape())]
+        feeds[i] = rng.standard_normal(shape).astype(port.get_element_type().to_dtype())
+    request.infer(feeds)
+    peak = _status_kb("VmHWM")
+    return {"peak_bytes": max(0, peak - before) * 1024, "baseline_bytes": before * 1024,
+            "onnxruntime": ov.get_version(), "method": METHOD_OPENVINO, "runtime": "openvino"}
 
 
 def _serve() -> None:
     """The fork server: one JSON request per stdin line, one JSON answer per stdout line."""
+    global _OV_CORE
     import gc
 
     import numpy as np  # loaded once, before any fork, so that children do not grow by it
@@ -180,6 +241,14 @@ def _serve() -> None:
         if not line.strip():
             continue
         request = json.loads(line)
+        if request.get("runtime") == "openvino" and _OV_CORE is None:
+            try:  # load OpenVINO here, once, before the fork
+                _OV_CORE = _openvino_core()
+            except Exception as e:  # noqa: BLE001  (not installed, no CPU plugin)
+                out.write(json.dumps({"error": f"OpenVINO cannot load here: "
+                                               f"{type(e).__name__}: {e}"}) + "\n")
+                out.flush()
+                continue
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: measure, answer through the pipe, leave without cleanup
@@ -226,8 +295,10 @@ class MemoryProbe:
                                 stderr=subprocess.DEVNULL, text=True, env=env)
 
     def measure(self, path: str | os.PathLike[str], intra_op_threads: int = 1,
-                graph_optimization: str = "all") -> MemoryMeasurement:
-        """Peak memory of a CPU session on ``path`` (created and run once).
+                graph_optimization: str = "all", runtime: str = "onnxruntime"
+                ) -> MemoryMeasurement:
+        """Peak memory of a CPU session on ``path`` (created and run once), in ONNX Runtime or
+        OpenVINO (``runtime``).
 
         Raises:
             MemoryMeasurementError: not measurable here, the file is missing, or the model does
@@ -235,8 +306,11 @@ class MemoryProbe:
         """
         if not Path(path).is_file():
             raise MemoryMeasurementError(f"no ONNX model at {path}")
+        if runtime not in RUNTIMES:
+            raise MemoryMeasurementError(f"unknown runtime {runtime!r}; valid: "
+                                         f"{', '.join(RUNTIMES)}")
         request = json.dumps({"path": str(path), "intra_op_threads": int(intra_op_threads),
-                              "graph_optimization": graph_optimization})
+                              "graph_optimization": graph_optimization, "runtime": runtime})
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
@@ -277,10 +351,11 @@ class MemoryProbe:
 
 
 def session_memory(path: str | os.PathLike[str], intra_op_threads: int = 1,
-                   graph_optimization: str = "all") -> MemoryMeasurement:
+                   graph_optimization: str = "all", runtime: str = "onnxruntime"
+                   ) -> MemoryMeasurement:
     """One measurement with a probe of its own (:class:`MemoryProbe` for many)."""
     with MemoryProbe() as probe:
-        return probe.measure(path, intra_op_threads, graph_optimization)
+        return probe.measure(path, intra_op_threads, graph_optimization, runtime)
 
 
 def onnx_file_bytes(path: str | os.PathLike[str]) -> int:
@@ -368,13 +443,13 @@ def _main(argv: list[str]) -> int:
     if argv[:1] == ["--serve"]:
         _serve()
         return 0
-    if len(argv) != 1:
-        sys.stderr.write("usage: memory.py MODEL.onnx  (prints peak memory, file and weight "
-                         "bytes as JSON)\n")
+    if len(argv) not in (1, 2) or argv[1:2] and argv[1] not in RUNTIMES:
+        sys.stderr.write("usage: memory.py MODEL.onnx [onnxruntime|openvino]  (prints peak "
+                         "memory, file and weight bytes as JSON)\n")
         return 2
     try:
         with MemoryProbe() as probe:
-            m = probe.measure(argv[0])
+            m = probe.measure(argv[0], runtime=argv[1] if len(argv) == 2 else "onnxruntime")
         sys.stdout.write(json.dumps({**m.to_dict(), "onnx_bytes": onnx_file_bytes(argv[0]),
                                      "weight_bytes": initializer_bytes(argv[0])}) + "\n")
     except (MemoryMeasurementError, OSError) as e:

@@ -10,9 +10,13 @@ anything else, reads bodies with a cap, and hands measurements to the watchdogge
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import os
+import shutil
 import socket
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -29,9 +33,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..memory import MemoryMeasurementError, MemoryProbe
 from .security import check_onnx, read_capped, token_ok
 from .wire import (
     MAX_JSON_BYTES,
+    MEMORY_RUNTIMES,
     PROTOCOL_VERSION,
     AgentError,
     WireError,
@@ -112,6 +118,48 @@ class Agent:
         self.cache = ModelCache(settings.cache_bytes)
         self.worker = worker or Worker()
         self.busy = False
+        self._probe: MemoryProbe | None = None
+        self._scratch: str | None = None
+
+    def memory(self, sha: str, data: bytes, backend: str, threads: int,
+               graph_optimization: str) -> dict[str, Any]:
+        """Peak memory of the model (:mod:`hwnas.latency.memory`: a fork of a torch-free server
+        per measurement) as the wire's ``memory`` object, or ``{"error": ...}``.
+
+        The probe reads a file: the model is written into the agent's own private folder under
+        the sha256 the agent computed from the bytes (never a name from the request), and
+        removed afterwards.
+        """
+        runtime = MEMORY_RUNTIMES.get(backend)
+        if runtime is None:
+            return {"error": f"peak memory is not measured for backend {backend} (a process's "
+                             f"resident set does not show GPU memory); measured for "
+                             f"{', '.join(MEMORY_RUNTIMES)}"}
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="hwnas-agent-")  # mode 0700
+        path = os.path.join(self._scratch, hashlib.sha256(data).hexdigest() + ".onnx")
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+            if self._probe is None:
+                self._probe = MemoryProbe()
+            m = self._probe.measure(path, threads, graph_optimization, runtime)
+            return {**m.to_dict(), "memory_mb": m.peak_mb}
+        except (MemoryMeasurementError, OSError) as e:
+            return {"error": " ".join(str(e).replace(path, f"model {sha[:12]}").split())}
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+    def stop(self) -> None:
+        """Stop the worker and the memory probe; remove the scratch folder."""
+        self.worker.stop()
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def start(self) -> dict[str, Any]:
         """Start the worker; its ready message says the environment and the backends."""
@@ -200,6 +248,10 @@ def create_app(agent: Agent) -> Starlette:
                                      f"valid: {', '.join(backends)}")
             reply = await run_in_threadpool(agent.worker.measure, job, models, req.timeout_s)
             environment = agent.environment
+            if req.memory and reply["status"] == "ok":  # a model that failed has no memory
+                reply["memory"] = await run_in_threadpool(
+                    agent.memory, req.model, models[req.model], req.backend,
+                    req.config.intra_op_threads, req.config.graph_optimization)
         except AgentError as e:
             if isinstance(e, WireError):
                 raise
@@ -222,7 +274,7 @@ def create_app(agent: Agent) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        agent.worker.stop()
+        agent.stop()
 
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         # still one JSON line, as every error body; the traceback goes to uvicorn's log
@@ -275,5 +327,5 @@ def serve(agent: Agent, sock: socket.socket, log_level: str = "warning") -> None
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        agent.worker.stop()
+        agent.stop()
         sock.close()

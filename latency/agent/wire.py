@@ -26,6 +26,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "BACKENDS",
     "MAX_JSON_BYTES",
+    "MEMORY_RUNTIMES",
     "AgentError",
     "WireError",
     "MeasureRequest",
@@ -44,7 +45,9 @@ BACKENDS = {"ort-cpu": "ONNX Runtime, CPUExecutionProvider",
 #: a measure request is a few hundred bytes; anything bigger is not one
 MAX_JSON_BYTES = 64 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_MEASURE_KEYS = {"model", "reference", "backend", "config", "protocol", "timeout_s"}
+_MEASURE_KEYS = {"model", "reference", "backend", "config", "protocol", "timeout_s", "memory"}
+#: backend -> the runtime the agent's memory probe loads its model in (none: not measured)
+MEMORY_RUNTIMES = {"ort-cpu": "onnxruntime", "ov-cpu": "openvino"}
 
 
 class AgentError(HwnasError):
@@ -69,6 +72,7 @@ class MeasureRequest:
     config: RuntimeConfig
     protocol: MeasurementProtocol
     timeout_s: float
+    memory: bool = False
 
 
 def check_sha256(text: str, what: str = "model") -> str:
@@ -149,6 +153,7 @@ def parse_measure(body: bytes, max_timeout_s: float) -> MeasureRequest:
         config=_dataclass_from(RuntimeConfig, obj.get("config", {}), "config"),
         protocol=_dataclass_from(MeasurementProtocol, obj.get("protocol", {}), "protocol"),
         timeout_s=min(timeout, max_timeout_s),
+        memory=_typed(obj.get("memory", False), bool, "memory"),
     )
 
 

@@ -261,12 +261,13 @@ class AgentClient:
 
     def measure(self, model: ModelFile, reference: ModelFile | None, backend: str,
                 config: dict[str, Any], protocol: dict[str, Any],
-                timeout_s: float) -> dict[str, Any]:
+                timeout_s: float, memory: bool = False) -> dict[str, Any]:
         """``POST /v1/measure``; uploads the models first when the agent does not hold them.
+        ``memory``: the agent also measures the model's peak memory.
 
         Returns:
-            the agent's answer: ``{"status": "ok", "measurement": ..., "reference": ...}`` or
-            ``{"status": "failed", "error": ...}``.
+            the agent's answer: ``{"status": "ok", "measurement": ..., "reference": ...}`` (and
+            ``"memory"`` when asked) or ``{"status": "failed", "error": ...}``.
 
         Raises:
             AgentAuthError, AgentDownError, AgentRejectedError: see the module's docstring.
@@ -274,6 +275,8 @@ class AgentClient:
         body = {"model": model.sha256, "reference": reference.sha256 if reference else None,
                 "backend": backend, "config": config, "protocol": protocol,
                 "timeout_s": float(timeout_s)}
+        if memory:
+            body["memory"] = True
         busy_until = time.monotonic() + self.busy_wait
         uploads = 0
         while True:

@@ -14,6 +14,10 @@ coordinating thread writes to the store (SQLite connections are per thread; one 
 a row can never be recorded twice). A round ends when every architecture of it is recorded;
 rounds stay separated in time as in a local profile.
 
+Memory and sizes: the first time an architecture is measured the host asks the agent for its peak
+memory too (the agent's own measurement, :mod:`hwnas.latency.memory`, for its CPU backends); the
+ONNX file and weight bytes are counted on the host from the very file it sends.
+
 Faults: a lost connection (agent killed, restarted, unreachable) puts the architecture back on
 the queue for any agent and sends that agent's worker into exponential back-off with jitter
 (the usual remedy against retry storms; e.g. AWS Architecture Blog, "Exponential Backoff and
@@ -40,6 +44,7 @@ import numpy as np
 
 from hwnas.search import Space
 
+from ..memory import initializer_bytes, onnx_file_bytes
 from ..profile import Profiler, Target
 from ..protocol import Measurement, MeasurementProtocol
 from ..runtime import Runtime
@@ -176,6 +181,8 @@ class FarmProfiler(Profiler):
         self._models: dict[str, ModelFile] = {}
         self._models_lock = threading.Lock()
         self._reference_model: ModelFile | None = None
+        #: architectures whose memory and sizes the store holds (read by the workers)
+        self._have_resources: set[str] = set()
 
     # ------------------------------------------------------------------ models
     def _model(self, text: str, target: Target) -> ModelFile:
@@ -218,6 +225,8 @@ class FarmProfiler(Profiler):
                 progress(done_count, total, "")
             rounds = [[_Item(t, s, r) for t, s in zip(targets, texts, strict=True)
                        if s not in store.done(r)] for r in range(1, self.protocol.rounds + 1)]
+            self._have_resources = (set(store.resources()["arch"]) if self.resources
+                                    else set(texts))
             if any(rounds):
                 self._reference_model = self._model(
                     self.space.format(self.reference), Target(self.reference))
@@ -261,9 +270,12 @@ class FarmProfiler(Profiler):
         """Record one worker event; returns how many architectures it resolved (0 or 1)."""
         kind = event[0]
         if kind == "ok":
-            _, item, agent, m, seconds = event
+            _, item, agent, m, seconds, resources = event
             store.add(item.text, item.target.index, item.round_, m, seconds,
                       agent=agent.url if agent else None)
+            if resources is not None and item.text not in self._have_resources:
+                store.add_resources(item.text, item.target.index, *resources)
+                self._have_resources.add(item.text)
             return 1
         if kind == "failed":
             _, item, agent, error, seconds = event
@@ -350,9 +362,10 @@ class FarmProfiler(Profiler):
                 results.put(("failed", item, None, f"{type(e).__name__}: {e}",
                              time.perf_counter() - t0))
                 continue
+            memory = item.text not in self._have_resources
             try:
                 answer = self._measure(agent, model, self._reference_model
-                                       if self.protocol.paired_reference else None)
+                                       if self.protocol.paired_reference else None, memory)
             except AgentAuthError as e:
                 results.put(("lost", item, agent, e.message, 0))
                 self._drop(agent, e.message, results)
@@ -380,7 +393,8 @@ class FarmProfiler(Profiler):
                                  f"agent ({type(e).__name__}: {e})", seconds))
                     continue
                 agent.measured += 1
-                results.put(("ok", item, agent, m, seconds))
+                resources = self._resources(model, answer.get("memory")) if memory else None
+                results.put(("ok", item, agent, m, seconds, resources))
             else:
                 results.put(("failed", item, agent,
                              f"agent: {answer.get('error') or 'failed without a reason'}",
@@ -396,12 +410,29 @@ class FarmProfiler(Profiler):
             return f"it has no backend {self.backend}"
         return ""
 
+    @staticmethod
+    def _resources(model: ModelFile, memory: Any) -> tuple:
+        """``(memory_mb, onnx_bytes, weight_bytes, error)`` of a measured model: the agent's
+        peak memory (or why it has none), the sizes of the file sent."""
+        memory_mb, error = None, None
+        if isinstance(memory, dict) and isinstance(memory.get("memory_mb"), int | float):
+            memory_mb = float(memory["memory_mb"])
+        else:
+            error = (str(memory.get("error") or "no memory in the agent's answer")
+                     if isinstance(memory, dict) else "the agent measured no memory (an agent "
+                     "older than memory measurement)")
+            error = f"agent: {error}"[:300]
+        try:
+            return memory_mb, onnx_file_bytes(model.path), initializer_bytes(model.path), error
+        except Exception as e:  # noqa: BLE001  (the file went away: sizes left out, said why)
+            return memory_mb, None, None, f"{error or ''} sizes: {type(e).__name__}: {e}".strip()
+
     def _measure(self, agent: _Agent, model: ModelFile,
-                 reference: ModelFile | None) -> dict[str, Any]:
+                 reference: ModelFile | None, memory: bool = False) -> dict[str, Any]:
         try:
             answer = agent.client.measure(model, reference, self.backend,
                                           asdict(self.runtime.config), self.protocol.to_dict(),
-                                          self.timeout_s)
+                                          self.timeout_s, memory=memory)
         except (AgentAuthError, AgentRejectedError):
             agent.last_answer = time.monotonic()  # a refusal is an answer too
             raise

@@ -23,12 +23,13 @@ import pandas as pd
 import pytest
 
 from hwnas.bench.cli import main
-from hwnas.latency import MeasurementProtocol, ProfileStore, Target, get_runtime
+from hwnas.latency import MeasurementProtocol, ProfileStore, Target, export_onnx, get_runtime
 from hwnas.latency.farm import (
     AgentClient,
     FarmProfiler,
     profile_remote,
 )
+from hwnas.latency.memory import initializer_bytes
 from hwnas.search import get_space
 from hwnas.search.tables import load_tables
 
@@ -295,6 +296,26 @@ def test_agents_of_two_devices_give_one_table_each(agents, tmp_path):
         assert len(frame) == 3 and set(frame["agent"]) == {agent.url}
         meta = json.loads((r.out_dir / "meta.json").read_text())
         assert meta["device"] == r.device and meta["counts"]["architectures"] == 3
+        # memory measured by the agent, sizes counted on the host from the file it sent
+        table = pd.read_csv(r.out_dir / "latency_ms.csv").set_index("arch")
+        assert (table["memory_mb"] > 0).all(), table.to_dict()
+        for t in ts:
+            path = export_onnx(SPACE, t.arch)
+            assert table.loc[SPACE.format(t.arch), "onnx_bytes"] == os.path.getsize(path)
+            assert table.loc[SPACE.format(t.arch), "weight_bytes"] == initializer_bytes(path)
+
+
+def test_openvino_memory_through_an_agent(agents, tmp_path):
+    pytest.importorskip("openvino")
+    a = agents["a"]
+    with AgentClient(a.url, TOKEN) as client:
+        info = client.info()
+        if "ov-cpu" not in info.backends:
+            pytest.skip(f"agent has no ov-cpu backend: {info.backends}")
+        table = FarmProfiler(SPACE, get_runtime("ov-cpu"), ONE, tmp_path, "box",
+                             [(client, info)]).run(targets(4)[:2])
+    assert (table.frame["memory_mb"] > 0).all(), table.frame.to_dict()
+    assert table.meta["resources"]["memory_mb"].startswith("peak resident-set growth")
 
 
 def test_a_watchdog_failure_is_a_failed_row_and_profiling_goes_on(agents, tmp_path):

@@ -109,6 +109,31 @@ def test_memory_module_is_torch_free_and_runs_as_a_script(tmp_path):
     assert bad.returncode == 2 and "no ONNX model" in bad.stderr
 
 
+def test_openvino_memory_is_measured_in_openvino_and_orders_networks():
+    pytest.importorskip("openvino")
+    big, small = export_onnx(SPACE, BIG), export_onnx(SPACE, SMALL)
+    with MemoryProbe() as probe:
+        ov_big = probe.measure(big, runtime="openvino")
+        ov_small = probe.measure(small, runtime="openvino")
+        ort_small = probe.measure(small)  # the same server serves both runtimes
+    assert ov_big.runtime == "openvino" and ov_big.method == memmod.METHOD_OPENVINO
+    assert ort_small.runtime == "onnxruntime" and ort_small.method == memmod.METHOD
+    # the all-conv cell's ~5.8 MB of extra weights are resident in OpenVINO too
+    assert ov_big.peak_mb - ov_small.peak_mb > 4.0
+    with MemoryProbe() as probe, pytest.raises(MemoryMeasurementError, match="valid: onnxruntime"):
+        probe.measure(small, runtime="tensorrt")
+
+
+def test_openvino_tables_describe_their_memory_method():
+    pytest.importorskip("openvino")
+    from hwnas.latency.resources import describe_resources, memory_unsupported_reason
+
+    ov = get_runtime("ov-cpu")
+    assert memory_unsupported_reason(ov) is None
+    assert describe_resources(ov)["memory_mb"] == memmod.METHOD_OPENVINO
+    assert describe_resources(get_runtime("ort-cpu"))["memory_mb"] == memmod.METHOD
+
+
 def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x0f\xff\xff")
