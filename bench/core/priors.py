@@ -110,6 +110,7 @@ class _Sources:
         self.space = get_space(space_name)
         self.archs = list(tables.archs) if tables is not None else None
         self._paths: dict[str, Path | None] = {}
+        self._read: dict[str, tuple[Column, bool] | None] = {}
 
     def public(self, spec: str) -> bool:
         return self.tables is not None and (spec in self.tables.tasks
@@ -132,6 +133,11 @@ class _Sources:
 
     def read(self, spec: str) -> tuple[Column, bool] | None:
         """``(values by architecture, is latency)``, or ``None`` if ``spec`` names nothing."""
+        if spec not in self._read:
+            self._read[spec] = self._read_now(spec)
+        return self._read[spec]
+
+    def _read_now(self, spec: str) -> tuple[Column, bool] | None:
         t = self.tables
         if t is not None and spec in t.tasks:
             values = t.get_accuracy(spec, np.arange(len(t)))
@@ -183,6 +189,15 @@ def _build(space_name: str, specs: Sequence[str], tables: BenchmarkTables | None
     log: list[str] = []
     left_out: dict[str, str] = {}
     for spec in specs:
+        if not strict:
+            # a default prior that cannot be read (a half-written profile, two profiles of one
+            # name) is left out with the reason, not the end of the search
+            try:
+                src.same(spec, device or spec)
+                src.read(spec)
+            except HwnasError as e:
+                left_out[spec] = f"cannot be read: {str(e).splitlines()[0]}"
+                continue
         mine = next((what for what, name in (("column", task), ("device", device))
                      if name is not None and src.same(spec, name)), None)
         if mine is not None:

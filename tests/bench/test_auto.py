@@ -214,3 +214,24 @@ def test_a_grid_without_strategies_runs_auto_and_auto_takes_no_options(tmp_path)
         path.write_text(GRID + "\n" + extra)
         with pytest.raises(ConfigError, match=message):
             load_config(path)
+
+
+def test_profiled_devices_are_default_priors_and_a_profiled_copy_is_left_out(nb201, tmp_path,
+                                                                            monkeypatch):
+    from hwnas.latency.table import DeviceTable
+
+    monkeypatch.setenv("HWNAS_RESULTS", str(tmp_path))
+    idx = np.arange(0, 600, 3)
+    meta = {"space": "nb201", "numeric_precision": "fp32",
+            "runtime": {"runtime": "ort-cpu", "batch": 1, "intra_op_threads": 1}}
+    rng = np.random.default_rng(0)
+    for name, lat in (("box", rng.uniform(1, 9, len(idx))),
+                      ("twin", nb201.get_latency("pixel2", idx))):  # pixel2, profiled again
+        DeviceTable(pd.DataFrame({"index": idx, "latency_ms": lat}),
+                    {**meta, "device": name}).write(tmp_path / "devices" / name)
+    prior, record = default_prior("nb201", nb201, ["accuracy", "latency"],
+                                  "cifar10_test_200ep", "pixel2")
+    box = next(n for n in record["used"] if n.startswith("box"))
+    twin = next(n for n in record["left_out"] if n.startswith("twin"))
+    assert "a copy of the objective's own device pixel2" in record["left_out"][twin]
+    assert prior.coverage([nb201.arch_at(int(i)) for i in idx]) == 1.0 and box in prior.names
