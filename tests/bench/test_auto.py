@@ -235,3 +235,16 @@ def test_profiled_devices_are_default_priors_and_a_profiled_copy_is_left_out(nb2
     twin = next(n for n in record["left_out"] if n.startswith("twin"))
     assert "a copy of the objective's own device pixel2" in record["left_out"][twin]
     assert prior.coverage([nb201.arch_at(int(i)) for i in idx]) == 1.0 and box in prior.names
+
+
+def test_a_grid_refuses_priors_auto_would_not_use(public_data, tmp_path):
+    from hwnas.bench.compare import check_grid
+
+    path = tmp_path / "grid.toml"
+    path.write_text(GRID.replace('space = "nb201"', 'space = "fbnet"')
+                    .replace('task = "cifar10_test_200ep"\n', "")
+                    .replace('device = "dev_a"', 'device = "fpga"')
+                    .replace('["accuracy", "latency"]', '["latency", "params"]')
+                    + '\n[[strategies]]\nname = "auto"\nprior = ["pixel3"]\n')
+    with pytest.raises(ConfigError, match="auto picks local for this problem, which takes no"):
+        check_grid(load_config(path), str(public_data))
