@@ -107,7 +107,8 @@ RULES: tuple[Rule, ...] = (
          "latency): the surrogate given priors is the best measured, recall 0.49 / 0.92 with two "
          "objectives against 0.29 / 0.78 without and 0.18 / 0.58 for pymoo's NSGA-II "
          "(search_prior.json), 0.29 / 0.69 with three against 0.18 / 0.55 and 0.15 / 0.52 "
-         "(search_prior_3obj.json), hypervolume ahead of pymoo's on every device and budget",
+         "(search_prior_3obj.json), hypervolume ahead of pymoo's on every device and budget "
+         "(measured with 3 tasks and 9 devices as priors)",
          takes_prior=True),
     Rule("two-objectives-live",
          lambda i: (i.enumerable and i.n_objectives <= 2 and i.evaluation == "live"
