@@ -16,17 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from hwnas.search import (
-    Architecture,
     HwnasError,
     Objective,
-    Space,
     get_space,
 )
-from hwnas.search.strategies.prior import PriorFeatures
 from hwnas.search.tables.load import BenchmarkTables
 
 from .core import (
@@ -38,14 +32,16 @@ from .core import (
     named_objectives,
     write_run,
 )
+from .core.priors import build_prior, default_prior
 from .sources import ModelStatSource, TableAccuracy
 
 __all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives", "build_prior",
+           "default_prior",
            "is_accuracy_file", "PRIOR_STRATEGIES", "problem_of",
            "OBJECTIVES", "EVALUATE", "run_problem"]
 
-#: strategies whose model takes prior features (``--prior``)
-PRIOR_STRATEGIES = ("surrogate",)
+#: strategies whose model takes prior features (``--prior``; ``auto`` hands them to the surrogate)
+PRIOR_STRATEGIES = ("surrogate", "auto")
 
 
 def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTables | None,
@@ -56,124 +52,6 @@ def build_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
     """Objectives by name; see :func:`hwnas.bench.core.named_objectives`."""
     return named_objectives(space_name, names, tables, task, device, evaluate, dataset, train,
                             live)
-
-
-def build_prior(space_name: str, specs: Sequence[str], tables: BenchmarkTables | None,
-                task: str | None = None, device: str | None = None) -> PriorFeatures:
-    """Prior features from ``--prior`` values: public task columns (another task's accuracy),
-    public device names (another device's latency, in log) or CSV files with ``index`` or ``arch``
-    and ``accuracy`` or ``latency_ms`` (what ``hwnas accuracy adapt`` / ``latency adapt`` write).
-
-    Raises:
-        HwnasError: a spec that is none of those, a file without the columns, the objective's own
-            column or device (that would leak the answer), a prior named twice.
-    """
-    space = get_space(space_name)
-    if len(set(specs)) != len(specs):
-        raise HwnasError(f"--prior names a source twice: {list(specs)}")
-    archs = list(tables.archs) if tables is not None else None
-    columns: dict[str, dict[Architecture, float]] = {}
-    log: list[str] = []
-    paths: dict[str, Path | None] = {}  # each spec's table file, looked up once
-
-    def path_of(spec: str) -> Path | None:
-        if spec not in paths:
-            public = tables is not None and (spec in tables.tasks or spec in tables.devices)
-            paths[spec] = None if public else _prior_path(spec, space_name)
-        return paths[spec]
-
-    def same(a: str, b: str) -> bool:
-        if a == b:
-            return True
-        pa, pb = path_of(a), path_of(b)
-        try:
-            return (pa is not None and pb is not None and pa.is_file() and pb.is_file()
-                    and pa.samefile(pb))
-        except OSError:
-            return False
-
-    for spec in specs:
-        own = next((what for what, name in (("column", task), ("device", device))
-                    if name is not None and same(spec, name)), None)
-        if own is not None:
-            raise HwnasError(f"--prior {spec}: that is the objective's own {own}; a prior must "
-                             "be another task, device or predicted table")
-        if tables is not None and spec in tables.tasks:
-            values = tables.get_accuracy(spec, np.arange(len(tables)))
-        elif tables is not None and spec in tables.devices:
-            values = tables.get_latency(spec, np.arange(len(tables)))
-            log.append(spec)
-        elif (path := path_of(spec)) is not None:
-            rows, values, is_latency = _read_prior_csv(str(path), space, archs)
-            columns[spec] = dict(zip(rows, values.tolist(), strict=True))
-            if is_latency:
-                log.append(spec)
-            continue
-        else:
-            valid = (f"a task ({', '.join(tables.tasks)}), a device ({', '.join(tables.devices)})"
-                     if tables is not None else "a task or device (needs the public tables)")
-            raise HwnasError(f"--prior {spec!r} is not a file; valid: a CSV with arch or index and "
-                             f"accuracy or latency_ms, a device folder or profiled device, {valid}")
-        assert archs is not None
-        columns[spec] = dict(zip(archs, values.tolist(), strict=True))
-    union = list(dict.fromkeys(a for c in columns.values() for a in c))
-    return PriorFeatures.from_columns(
-        union, {n: np.array([c.get(a, np.nan) for a in union]) for n, c in columns.items()},
-        log=log)
-
-
-def _prior_path(spec: str, space_name: str) -> Path | None:
-    """The table file a prior names: a CSV, a device folder (its ``latency_ms.csv``) or the name
-    of a device profiled for this space under ``results/devices``; ``None`` if none."""
-    from .devices import profiled_path
-
-    path = Path(spec)
-    if path.is_dir() and (path / "latency_ms.csv").is_file():
-        return path / "latency_ms.csv"
-    if spec.endswith(".csv") or path.is_file():
-        return path
-    return profiled_path(spec, space_name)
-
-
-def _read_prior_csv(path: str, space: Space, archs: list[Architecture] | None
-                    ) -> tuple[list[Architecture], np.ndarray, bool]:
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise HwnasError(f"cannot read prior {path}: {str(e).splitlines()[0]}") from None
-    if frame.empty:
-        raise HwnasError(f"prior {path} has no rows")
-    value = next((c for c in ("accuracy", "latency_ms") if c in frame.columns), None)
-    if value is None or not ({"arch", "index"} & set(frame.columns)):
-        raise HwnasError(f"prior {path} needs an arch (or index) column and an accuracy or "
-                         f"latency_ms column; it has {', '.join(map(str, frame.columns))}")
-    values = pd.to_numeric(frame[value], errors="coerce").to_numpy(np.float64)
-    if not np.isfinite(values).all():
-        raise HwnasError(f"prior {path}: {int((~np.isfinite(values)).sum())} values of {value} "
-                         "are missing or not numbers")
-    if "arch" in frame.columns:
-        rows = []
-        for n, text in enumerate(frame["arch"]):
-            try:
-                rows.append(space.parse(str(text)))
-            except HwnasError as e:
-                raise HwnasError(f"prior {path} row {n + 1}: not a {space.name} "
-                                 f"architecture: {e}") from None
-    else:
-        if archs is None:
-            raise HwnasError(f"prior {path} has an index column but no arch column; indices need "
-                             "the public tables (--data or HWNAS_DATA)")
-        idx = pd.to_numeric(frame["index"], errors="coerce")
-        if (idx.isna().any() or (idx < 0).any() or (idx >= len(archs)).any()
-                or (idx % 1 != 0).any()):
-            raise HwnasError(f"prior {path}: indices must be integers in 0..{len(archs) - 1}")
-        rows = [archs[int(i)] for i in idx]
-    seen: set[Architecture] = set()
-    for n, a in enumerate(rows):
-        if a in seen:
-            raise HwnasError(f"prior {path} row {n + 1}: {space.format(a)} appears twice")
-        seen.add(a)
-    return rows, values, value == "latency_ms"
 
 
 @dataclass
@@ -195,6 +73,7 @@ class SearchConfig:
     train: dict[str, Any] = field(default_factory=dict)  # TrainRecipe fields
     live: dict[str, Any] = field(default_factory=dict)  # early_stop, inherit, executor, workers
     prior: list[str] = field(default_factory=list)  # --prior sources (see build_prior)
+    no_prior: bool = False  # --no-prior: auto gets no default priors (see default_prior)
 
 
 def problem_of(config: SearchConfig, tables: BenchmarkTables | None) -> Problem:
@@ -202,7 +81,11 @@ def problem_of(config: SearchConfig, tables: BenchmarkTables | None) -> Problem:
     objectives = named_objectives(config.space, config.objectives, tables, config.task,
                                   config.device, config.evaluate, config.dataset, config.train,
                                   config.live)
-    return Problem(get_space(config.space), objectives, list(config.constraints), tables)
+    return Problem(get_space(config.space), objectives, list(config.constraints), tables,
+                   setup={"space": config.space, "objectives": list(config.objectives),
+                          "task": config.task, "device": config.device,
+                          "constraints": list(config.constraints), "evaluate": config.evaluate,
+                          "dataset": config.dataset})
 
 
 def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str | Path,
@@ -219,6 +102,8 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
     if isinstance(config.budget, bool) or not isinstance(config.budget, int) \
             or config.budget < 1:
         raise HwnasError(f"budget must be an integer >= 1, got {config.budget!r}")
+    if config.prior and config.no_prior:
+        raise HwnasError("--prior and --no-prior contradict each other; give one or the other")
     problem = problem_of(config, tables)
     options = dict(config.strategy_options)
     if config.prior:
@@ -233,7 +118,8 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
             config.device if "latency" in config.objectives else None)
     try:
         result = minimize(problem, config.strategy, config.budget, config.seed,
-                          batch=config.batch, strategy_options=options, progress=progress)
+                          batch=config.batch, strategy_options=options, progress=progress,
+                          prior=not config.no_prior)
     finally:
         problem.close()  # live training may hold a process pool or a Ray runtime
     if not result.records:
@@ -250,9 +136,13 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
         "front_size": int(len(front)),
         "budget_used": result.config["budget_used"], "stopped": result.stopped,
         "warnings": list(result.warnings),
+        # what auto picked and why; the priors the strategy used (and those left out)
+        **({"strategy_choice": result.config["strategy_choice"]}
+           if "strategy_choice" in result.config else {}),
+        "priors": result.config["priors"],
         # the share of evaluated architectures the prior knew: near 0, it could not help
-        **({"prior_coverage": options["prior"].coverage(result.archs)}
-           if "prior" in options else {}),
+        **({"prior_coverage": result.config["priors"]["coverage"]}
+           if "coverage" in result.config["priors"] else {}),
         **{k: v for o in problem.objectives if o.source.name.startswith("accuracy:live")
            for k, v in (("training", o.source.summary()),)},
         "seconds": result.timings["total_s"],

@@ -8,7 +8,9 @@
    (:func:`hwnas.meta.device.adapt_device`): a predicted table for all 15,625 architectures,
    checked (Spearman) against the other measured ones.
 4. Compare three strategies x seeds on NB201 CIFAR-10 accuracy x this machine's latency x
-   parameters (``hwnas compare``), and write the report (``hwnas report``).
+   parameters (``hwnas compare``): two baselines and ``auto``, what a search gets by default
+   (here the surrogate with the public tables' other tasks and devices as priors), and write the
+   report (``hwnas report``).
 5. Deploy (``hwnas deploy``): measure the pooled front and its nearest runners-up
    (:data:`DEPLOY_TOP` networks) here, rebuild the front from the measured latencies, and write
    the recommended networks (table, ONNX files, predicted vs measured) to ``OUT/deploy``.
@@ -26,7 +28,8 @@ import pandas as pd
 
 __all__ = ["run_quickstart", "STRATEGIES", "DEPLOY_TOP"]
 
-STRATEGIES = ("random", "evolution", "nsga2")
+#: two baselines beside what a search gets by default
+STRATEGIES = ("random", "nsga2", "auto")
 SHOTS = 20
 #: networks the deploy step measures: small, so the quickstart stays quick
 DEPLOY_TOP = 6

@@ -52,16 +52,22 @@ def run_folder_name(space: str, task: str | None, device: str | None, strategy: 
 @click.option("--objectives", default="accuracy,latency", show_default=True,
               help="Comma-separated: accuracy, latency, params, flops, memory, size, "
                    "energy.")
-@click.option("--strategy", default=DEFAULT_STRATEGY, show_default=True)
+@click.option("--strategy", default=DEFAULT_STRATEGY, show_default=True,
+              help="A registered strategy; auto picks the one the benchmarks show best for the "
+                   "problem and records which and why in run.json.")
 @click.option("--budget", type=BUDGET, default=300, show_default=True,
               help="Unique architectures to evaluate.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--constraint", "constraints", multiple=True,
               help="Hard constraint such as latency<=5 (repeatable).")
 @click.option("--prior", "priors", multiple=True, metavar="SOURCE",
-              help="With --strategy surrogate: prior knowledge of every architecture as extra "
-                   "surrogate features: another task's column, another device, or a CSV of arch "
-                   "(or index) and accuracy or latency_ms such as a predicted table (repeatable).")
+              help="With --strategy surrogate or auto: prior knowledge of every architecture as "
+                   "extra surrogate features: another task's column, another device, or a CSV of "
+                   "arch (or index) and accuracy or latency_ms such as a predicted table "
+                   "(repeatable) [default with auto: every other task's accuracy and every other "
+                   "device's latency].")
+@click.option("--no-prior", "no_prior", is_flag=True, default=False,
+              help="With --strategy auto: no default priors.")
 @click.option("--out", type=OutDir(), default=None,
               help="Output folder [default: results/runs/SPACE-TASK-DEVICE-STRATEGY-sSEED].")
 @click.option("--evaluate", type=click.Choice(["table", "train"]), default="table",
@@ -92,7 +98,8 @@ def run_folder_name(space: str, task: str | None, device: str | None, strategy: 
                    "proposes this many per step).")
 def search(space_name: str, task: str | None, device: str | None, objectives: str,
            strategy: str, budget: int, seed: int, constraints: tuple[str, ...],
-           priors: tuple[str, ...], out: Path | None, evaluate: str, dataset: str | None,
+           priors: tuple[str, ...], no_prior: bool, out: Path | None, evaluate: str,
+           dataset: str | None,
            epochs: int | None, train_fraction: float | None, width: float | None,
            early_stop: int | None, early_stop_rule: str, inherit: bool, executor: str,
            workers: int) -> None:
@@ -107,6 +114,9 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
     get_space(space_name)
     if strategy not in list_strategies():
         raise UnknownNameError("strategy", strategy, list_strategies())
+    if priors and no_prior:
+        raise click.BadParameter("--prior and --no-prior contradict each other; give one",
+                                 param_hint="--no-prior")
     names = [n.strip() for n in objectives.split(",") if n.strip()]
     train = {k: v for k, v in (("epochs", epochs), ("train_fraction", train_fraction),
                                ("width", width), ("seed", seed)) if v is not None}
@@ -143,7 +153,7 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
                           train=train if evaluate == "train" else {},
                           live=live if evaluate == "train" else {},
                           batch=workers if evaluate == "train" and executor != "serial" else 1,
-                          prior=list(priors))
+                          prior=list(priors), no_prior=no_prior)
     if out is None:
         out = results_dir() / "runs" / run_folder_name(
             space_name, task if "accuracy" in names else None,
@@ -160,6 +170,12 @@ def search(space_name: str, task: str | None, device: str | None, objectives: st
     click.echo(f"wrote {out}/evaluations.csv ({record['evaluations']} evaluations, "
                f"{record['skipped']} skipped), front.csv ({record['front_size']} "
                f"non-dominated) and run.json")
+    choice = record.get("strategy_choice")
+    if choice is not None:
+        used = record["priors"]["used"]
+        click.echo(f"auto picked {choice['strategy']}"
+                   + (f" with {len(used)} priors" if used else "")
+                   + f" (rule {choice['rule']}; the reason is in run.json)")
     coverage = record.get("prior_coverage")
     if coverage is not None and coverage < 0.5:
         click.echo(f"warning: the prior knew only {coverage:.0%} of the evaluated architectures; "

@@ -46,6 +46,10 @@ Config::
     [[strategies]]
     name = "nsga2"
     options = { population = 20 }
+
+    [[strategies]]
+    name = "auto"                   # what a search gets by default (also when no [[strategies]]
+                                    # is given); prior = false: without its default priors
 """
 
 from .config import load_config

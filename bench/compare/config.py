@@ -12,6 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from hwnas.search.strategies.base import DEFAULT_STRATEGY
+
 from .options import check_options
 from .spec import CompareConfig, ProblemSpec, StrategySpec, read_strategy
 from .values import (
@@ -95,6 +97,11 @@ def _read_strategies(raw: dict[str, Any], path: Path,
         if label in strategies:
             raise ConfigError(f"{t.where}: strategy label {label!r} is used twice (set 'label')")
         strategies[label] = spec
+    if "strategies" not in raw:
+        # a grid that names no strategy runs what a search gets by default
+        return {DEFAULT_STRATEGY: read_strategy(Table({"name": DEFAULT_STRATEGY},
+                                                      f"{path}: default strategy",
+                                                      STRATEGY_KEYS))}
     if not strategies:
         raise ConfigError(f"{path}: no [[strategies]]")
     return strategies

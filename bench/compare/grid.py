@@ -94,5 +94,24 @@ def check_grid(config: CompareConfig, data_dir: str | None = None) -> None:
                         p.task if "accuracy" in p.objectives else None,
                         p.device if "latency" in p.objectives else None)
                 create_strategy(s.name, space, len(objectives), seed=0, **options)
+                if s.name == "auto" and s.prior:
+                    _check_auto_prior(p, space, objectives, tables, config.budget, options)
             except (HwnasError, TypeError, ValueError) as e:
                 raise ConfigError(f"{where}, strategy {label!r}: {one_line(e)}") from None
+
+
+def _check_auto_prior(p: Any, space: Any, objectives: list[Any], tables: Any, budget: int,
+                      options: dict[str, Any]) -> None:
+    """``auto`` with priors named: the strategy it picks for this problem must take them."""
+    from hwnas.search.strategies.auto import AutoStrategy
+
+    from ..core import Problem
+    from ..core.auto import auto_options
+
+    problem = Problem(space, objectives, [], tables, setup={"task": p.task, "device": p.device})
+    built, _ = auto_options(problem, min(budget, problem.max_evaluations() or budget), options,
+                            True)
+    choice = AutoStrategy(space, len(objectives), seed=0, **built).choice_
+    if not choice.uses_prior:
+        raise HwnasError(f"auto picks {choice.strategy} for this problem, which takes no prior "
+                         f"({choice.rule}); name strategy 'surrogate' to search with the priors")

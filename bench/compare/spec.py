@@ -81,11 +81,13 @@ class ProblemSpec(_Record):
 
 @dataclass(frozen=True, eq=True)
 class StrategySpec(_Record):
-    """One strategy of a grid: a registered name, its options, and prior sources (``prior``)."""
+    """One strategy of a grid: a registered name, its options, prior sources (``prior``), and
+    whether ``auto`` goes without its default priors (``no_prior``: ``prior = false``)."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     prior: tuple[str, ...] = ()
+    no_prior: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", dict(self.options))
@@ -93,15 +95,17 @@ class StrategySpec(_Record):
 
     def __hash__(self) -> int:  # options are a dict: hash what identifies the strategy
         return hash((self.name, json.dumps(self.options, sort_keys=True, default=str),
-                     self.prior))
+                     self.prior, self.no_prior))
 
 
 def read_strategy(t: Table) -> StrategySpec:
     """The strategy of one ``[[strategies]]`` table (or a dict given in code): a registered
-    name, its options as a table, and a prior only where the strategy has a model for one.
+    name, its options as a table, and a prior only where the strategy has a model for one:
+    a list of sources, or (``auto``) ``false`` for none of its default priors.
 
     Raises:
-        ConfigError: an unknown strategy, ``prior`` among the options, a prior it cannot use.
+        ConfigError: an unknown strategy, ``prior`` among the options, a prior it cannot use,
+            options for ``auto`` (it picks them).
     """
     name = t.text("name")
     if name not in list_strategies():
@@ -111,11 +115,23 @@ def read_strategy(t: Table) -> StrategySpec:
     if "prior" in options:
         raise ConfigError(f"{t.where}: 'prior' is a key of the strategy, not of its options "
                           "(prior = [\"cifar100_test_200ep\", ...])")
-    prior = t.texts("prior", [])
+    if name == "auto" and options:
+        raise ConfigError(f"{t.where}: strategy 'auto' picks its strategy and options from the "
+                          f"problem; it takes no options (got {', '.join(options)}): name a "
+                          "strategy to set them")
+    no_prior = isinstance(t.raw.get("prior"), bool) and not t.raw["prior"]
+    if isinstance(t.raw.get("prior"), bool):
+        if name != "auto":
+            raise ConfigError(f"{t.where}: 'prior = {str(t.raw['prior']).lower()}' is for "
+                              f"strategy 'auto' (its default priors); {name!r} takes a list "
+                              "of sources")
+        prior: list[str] = []
+    else:
+        prior = t.texts("prior", [])
     if prior and name not in PRIOR_STRATEGIES:
         raise ConfigError(f"{t.where}: strategy {name!r} takes no prior; valid: "
                           f"{', '.join(PRIOR_STRATEGIES)}")
-    return StrategySpec(name, options, tuple(prior))
+    return StrategySpec(name, options, tuple(prior), no_prior)
 
 
 def _problem_from_dict(raw: Any, name: str, src: str) -> ProblemSpec:
@@ -198,6 +214,7 @@ class CompareConfig:
                 for seed in self.seeds:
                     cfg = SearchConfig(p.space, list(p.objectives), s.name, self.budget,
                                        seed, p.task, p.device, list(p.constraints),
-                                       strategy_options=dict(s.options), prior=list(s.prior))
+                                       strategy_options=dict(s.options), prior=list(s.prior),
+                                       no_prior=s.no_prior)
                     out.append(RunSpec(pname, label, seed, cfg))
         return out

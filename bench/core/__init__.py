@@ -1,6 +1,7 @@
 """The one core every search goes through: Problem -> minimize -> Result -> run folder."""
 
 from .minimize import Result, SearchWarning, minimize
+from .priors import build_prior, default_prior
 from .problem import (
     DIRECTIONS,
     EVALUATE,
@@ -22,6 +23,8 @@ __all__ = [
     "ReferenceFront",
     "Result",
     "SearchWarning",
+    "build_prior",
+    "default_prior",
     "is_accuracy_file",
     "minimize",
     "named_objectives",

@@ -32,6 +32,9 @@ from hwnas.search import (
     run_search,
 )
 from hwnas.search.strategies.base import DEFAULT_STRATEGY, SearchRecord
+from hwnas.search.strategies.prior import PriorFeatures
+
+from .auto import auto_options, prior_record
 
 if TYPE_CHECKING:
     from .reference import ReferenceFront
@@ -76,7 +79,9 @@ class Result:
         asks: architectures the strategy proposed, repeats included.
         stopped: why the loop ended (see :class:`hwnas.search.SearchResult`).
         timings: ``total_s`` (the whole search), ``evaluate_s`` (inside the metric sources).
-        config: strategy, options, budget asked and used, seed, batch.
+        config: strategy, options, budget asked and used, seed, batch, ``priors`` (``how``:
+            ``given``, ``default``, ``off`` or ``none``; ``used``: their names; ``coverage``)
+            and, for ``auto``, ``strategy_choice`` (strategy, options, rule, reason, inputs).
         warnings: what did not go as asked, in words (also issued as :class:`SearchWarning`).
     """
 
@@ -246,22 +251,30 @@ def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int =
              strategy_options: Mapping[str, Any] | None = None,
              callbacks: Sequence[Callable[[SearchRecord], None]] = (),
              progress: Callable[[int, int], None] | None = None,
-             max_asks: int | None = None, time_limit_s: float | None = None) -> Result:
+             max_asks: int | None = None, time_limit_s: float | None = None,
+             prior: bool = True) -> Result:
     """Search ``problem`` with ``strategy`` for ``budget`` unique evaluations.
 
     Args:
         strategy: a registered name (``random``, ``nsga2``... :func:`hwnas.search.list_strategies`)
-            or any object with ``ask(n)`` and ``tell(archs, F, violation)``.
+            or any object with ``ask(n)`` and ``tell(archs, F, violation)``. The default,
+            ``auto``, picks the strategy the committed benchmarks show best for the problem
+            (:mod:`hwnas.search.strategies.auto`); ``result.config["strategy_choice"]`` says
+            which and why.
         budget: unique architectures to evaluate; capped at what can be evaluated at all (the
             space's size, a table's rows), with a warning.
         seed: the strategy's seed (a strategy given by name).
         batch: architectures asked at once.
-        strategy_options: keyword arguments of the named strategy.
+        strategy_options: keyword arguments of the named strategy (``auto`` takes only
+            ``prior``, a :class:`~hwnas.search.strategies.PriorFeatures`).
         callbacks: each called with every new evaluation record, in order.
         progress: ``progress(done, budget)`` after every evaluation.
         max_asks: stop after this many proposals (default ``100 * budget``).
         time_limit_s: also stop after this many seconds (a wall-clock budget; not warned about,
             ``result.stopped == "time_limit"``).
+        prior: with ``auto`` and no ``prior`` among the options, hand it the default priors
+            (other tasks' accuracy, other devices' latency: :mod:`hwnas.bench.core.priors`);
+            ``False``: none. ``result.config["priors"]`` records the priors a search used.
 
     Returns:
         the :class:`Result`; its ``warnings`` say when the budget was capped, the strategy
@@ -301,9 +314,27 @@ def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int =
         used = cap
         notes.append(f"budget {asked} exceeds the {cap} architectures {problem.name} can "
                      f"evaluate; capped at {cap}")
+    if not isinstance(prior, bool):
+        raise HwnasError(f"prior must be True or False, got {prior!r}")
     options = dict(strategy_options or {})
     t0 = time.perf_counter()
-    ask_tell, label = _strategy(strategy, problem, seed, options)
+    if isinstance(strategy, str) and strategy == "auto":
+        built, priors = auto_options(problem, used, options, prior)
+        ask_tell, label = _strategy(strategy, problem, seed, built)
+        choice = ask_tell.choice_
+        if not choice.uses_prior and priors["used"]:
+            if priors["how"] == "given":
+                raise HwnasError(f"auto picked {choice.strategy} for this problem, which takes no "
+                                 f"prior ({choice.reason}); name the strategy surrogate to search "
+                                 "with the priors given")
+            priors = {**priors, "available": priors["used"], "used": [],
+                      "note": f"{choice.strategy} takes no prior"}
+        features = built["prior"] if choice.uses_prior else None
+    else:
+        ask_tell, label = _strategy(strategy, problem, seed, options)
+        features, choice = options.get("prior"), None
+        priors = prior_record(features if isinstance(features, PriorFeatures) else None,
+                              "given" if features is not None else "none")
     spent = [0.0]
 
     def evaluate(archs: list[Architecture]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -332,8 +363,13 @@ def minimize(problem: Evaluable, strategy: Any = DEFAULT_STRATEGY, budget: int =
                     {"total_s": total, "evaluate_s": spent[0]},
                     {"strategy": label, "strategy_options": options, "budget": asked,
                      "budget_used": used, "seed": seed, "batch": batch,
-                     **({"time_limit_s": time_limit_s} if time_limit_s is not None else {})},
+                     **({"time_limit_s": time_limit_s} if time_limit_s is not None else {}),
+                     **({"strategy_choice": choice.as_record()} if choice is not None else {}),
+                     "priors": priors},
                     notes)
+    if isinstance(features, PriorFeatures):
+        # the share of evaluated architectures the prior knew: near 0, it could not help
+        priors["coverage"] = features.coverage(result.archs)
     constraints = getattr(problem, "constraints", [])
     if n and constraints and not result.feasible.any():
         notes.append(f"no evaluated architecture meets {', '.join(map(str, constraints))}; "

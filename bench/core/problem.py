@@ -246,7 +246,8 @@ class Problem:
         return cls(get_space(space), objs, list(constraints), tables,
                    name=f"{label}/{'+'.join(names)}",
                    setup={"space": space, "objectives": names, "task": task, "device": device,
-                          "constraints": list(constraints), "evaluate": evaluate})
+                          "constraints": list(constraints), "evaluate": evaluate,
+                          "dataset": dataset if evaluate == "train" else None})
 
     @property
     def names(self) -> list[str]:

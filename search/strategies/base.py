@@ -149,12 +149,14 @@ class ExhaustiveSearch(Strategy):
         return out
 
 
-#: what ``hwnas search`` and :func:`hwnas.bench.minimize` run when no strategy is named
-DEFAULT_STRATEGY = "nsga2"
+#: what ``hwnas search``, :func:`hwnas.bench.minimize` and compare grids run when no strategy is
+#: named: the one the benchmarks show best for the problem (:mod:`.auto`'s rule table)
+DEFAULT_STRATEGY = "auto"
 
 #: name -> "module:Class" (imported on first use) or a factory
 #: ``factory(space, n_objectives, seed=..., **options) -> AskTell``
 STRATEGIES: dict[str, str | Callable[..., AskTell]] = {
+    "auto": "hwnas.search.strategies.auto:AutoStrategy",
     "random": "hwnas.search.strategies.base:RandomSearch",
     "evolution": "hwnas.search.strategies.evolution:RegularizedEvolution",
     "nsga2": "hwnas.search.strategies.nsga2:NSGA2",

@@ -27,7 +27,7 @@ def test_quickstart_profiles_adapts_searches_and_reports(capsys, synthetic_data,
     predicted = pd.read_csv(out / "predicted_latency.csv")
     assert len(predicted) == 15625 and (predicted["latency_ms"] > 0).all()
     runs = json.loads((out / "compare" / "compare.json").read_text())["runs"]
-    assert sorted(r["run"].split("/")[2] for r in runs) == ["evolution", "nsga2", "random"]
+    assert sorted(r["run"].split("/")[2] for r in runs) == ["auto", "nsga2", "random"]
     assert (out / "report" / "report.html").stat().st_size > 10_000
     assert json.loads((out / "summary.json").read_text())["lines"] == lines[1:]
     # the last step: the networks recommended for this machine, measured here

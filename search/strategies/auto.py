@@ -1,0 +1,232 @@
+"""``auto``: the strategy the committed benchmarks show best for the problem at hand.
+
+What a user gets without naming a strategy (``hwnas search``, :func:`hwnas.bench.minimize`,
+a compare grid). The choice is one small rule table, :data:`RULES`, read top to bottom: the first
+rule whose condition holds picks the strategy and its options, and its ``why`` (the benchmark
+figures behind it, from ``results/benchmarks/README.md``) becomes the recorded reason. When new
+benchmarks land, this table is the one place to change.
+
+The rules read the problem, not its answers (:class:`AutoInputs`): whether the space can be
+enumerated, how many objectives, the budget, which prior columns are at hand (other tasks'
+accuracies, other devices' latencies: :class:`~hwnas.search.strategies.prior.PriorFeatures`) and
+what an evaluation costs (a table or file lookup, or live training/measurement, next to which a
+strategy's milliseconds per ask are nothing). The caller that knows the problem
+(:func:`hwnas.bench.minimize`) fills them in; built by name without them, ``auto`` assumes a
+cheap lookup, no priors and an open budget.
+
+Example:
+    >>> from hwnas.search import get_space
+    >>> auto = AutoStrategy(get_space("nb201"), 2, seed=0, budget=300)
+    >>> auto.choice_.strategy, auto.choice_.rule
+    ('surrogate', 'two-objectives')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import HwnasError
+from ..spaces.space import Architecture, Space
+from .prior import PriorFeatures
+
+__all__ = ["AutoInputs", "AutoStrategy", "EVALUATION_COSTS", "RULES", "Rule", "StrategyChoice",
+           "choose_strategy"]
+
+#: what one evaluation costs: a lookup (public table, CSV, lookup table, model statistics) or a
+#: live evaluation (training a network, measuring it on a device)
+EVALUATION_COSTS = ("lookup", "live")
+
+
+@dataclass(frozen=True)
+class AutoInputs:
+    """What the rules read: the problem's shape, never its values.
+
+    Attributes:
+        space: the space's name.
+        enumerable: whether every architecture can be listed (NB201: 15,625).
+        space_size: how many architectures the space holds.
+        n_objectives: objective columns.
+        objectives: their names (``accuracy``, ``latency``...), where known.
+        budget: unique evaluations asked (``None``: not known).
+        max_evaluations: the most that can be evaluated at all (``None``: unbounded/unknown).
+        priors: names of the prior columns at hand.
+        evaluation: ``lookup`` or ``live`` (:data:`EVALUATION_COSTS`).
+    """
+
+    space: str
+    enumerable: bool
+    space_size: float
+    n_objectives: int
+    objectives: tuple[str, ...] = ()
+    budget: int | None = None
+    max_evaluations: int | None = None
+    priors: tuple[str, ...] = ()
+    evaluation: str = "lookup"
+
+    @property
+    def reachable(self) -> float:
+        """The most architectures a search can evaluate."""
+        return min(self.space_size, self.max_evaluations or np.inf)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the table: when it applies, what it picks and the evidence for it.
+
+    ``why`` is formatted with the inputs' fields (``{budget}``, ``{n_objectives}``...).
+    """
+
+    name: str
+    when: Callable[[AutoInputs], bool]
+    strategy: str
+    why: str
+    options: Callable[[AutoInputs], dict[str, Any]] = field(default=lambda i: {})
+    takes_prior: bool = False
+
+
+def _forest_on_accuracy(i: AutoInputs) -> dict[str, Any]:
+    return {"forest": [i.objectives.index("accuracy")]} if "accuracy" in i.objectives else {}
+
+
+#: the decision, first match wins; figures are means over HELP's six NB201 test devices, 10 seeds
+#: (median front recall at 300 / 1000 unique evaluations, hypervolume ratio at 300 / 1000)
+RULES: tuple[Rule, ...] = (
+    Rule("whole-space",
+         lambda i: i.enumerable and i.budget is not None and i.budget >= i.reachable,
+         "exhaustive",
+         "the budget ({budget}) covers every architecture that can be evaluated: exhaustive "
+         "search evaluates them all, so the front it finds is the true front"),
+    Rule("enumerable-with-priors",
+         lambda i: i.enumerable and bool(i.priors),
+         "surrogate",
+         "finite space with {n_priors} prior columns (other tasks' accuracy, other devices' "
+         "latency): the surrogate given priors is the best measured, recall 0.49 / 0.92 with two "
+         "objectives against 0.29 / 0.78 without and 0.18 / 0.58 for pymoo's NSGA-II "
+         "(search_prior.json), 0.29 / 0.69 with three against 0.18 / 0.55 and 0.15 / 0.52 "
+         "(search_prior_3obj.json), hypervolume ahead of pymoo's on every device and budget "
+         "(measured with 3 tasks and 9 devices as priors)",
+         takes_prior=True),
+    Rule("two-objectives-live",
+         lambda i: (i.enumerable and i.n_objectives <= 2 and i.evaluation == "live"
+                    and "accuracy" in i.objectives),
+         "surrogate",
+         "finite space, {n_objectives} objective(s), no priors, evaluations trained or measured "
+         "live: the surrogate with a forest on accuracy finds the most, recall 0.32 / 0.81 against "
+         "0.29 / 0.78 for the ridge alone (search_forest.json; designed on HELP's meta-training "
+         "devices), and its extra ~40 ms per evaluation is nothing next to a live evaluation",
+         options=_forest_on_accuracy),
+    Rule("two-objectives",
+         lambda i: i.enumerable and i.n_objectives <= 2,
+         "surrogate",
+         "finite space, {n_objectives} objective(s), no priors: the surrogate finds the most, "
+         "recall 0.29 / 0.78 against local 0.28 / 0.61, evolution 0.17 / 0.57, nsga2 0.13 / "
+         "0.51 and pymoo's NSGA-II 0.18 / 0.58 (search.json; no single-objective benchmark: the "
+         "two-objective one decides)"),
+    Rule("three-objectives",
+         lambda i: i.enumerable,
+         "local",
+         "finite space, {n_objectives} objectives, no priors: Pareto local search, recall 0.22 / "
+         "0.55 and hypervolume 0.9828 / 0.9963 against the surrogate's 0.18 / 0.55 and 0.9836 / "
+         "0.9964 at 0.2 ms instead of 43 ms per evaluation (search_3obj.json: a thin margin, "
+         "recall at 300 decides)"),
+    Rule("any-space",
+         lambda i: True,
+         "local",
+         "space of {space_size:.3g} architectures, not enumerable: no search benchmark on such a "
+         "space yet (fbnet, ofa), so of the strategies that search every space the same way "
+         "(without listing candidates) the best in search.json: Pareto local search, recall "
+         "0.28 / 0.61 against evolution 0.17 / 0.57 and nsga2 0.13 / 0.51"),
+)
+
+
+@dataclass(frozen=True)
+class StrategyChoice:
+    """What ``auto`` picked, by which rule, why, and from what."""
+
+    strategy: str
+    options: dict[str, Any]
+    rule: str
+    reason: str
+    inputs: AutoInputs
+    uses_prior: bool
+
+    def as_record(self) -> dict[str, Any]:
+        """A JSON-ready record (``run.json``'s ``strategy_choice``)."""
+        inputs = asdict(self.inputs)
+        inputs["priors"] = len(self.inputs.priors)  # the names are in the run's priors record
+        if not np.isfinite(inputs["space_size"]):
+            inputs["space_size"] = None
+        return {"strategy": self.strategy, "options": dict(self.options), "rule": self.rule,
+                "reason": self.reason, "uses_prior": self.uses_prior, "inputs": inputs}
+
+
+def choose_strategy(inputs: AutoInputs, rules: Sequence[Rule] = RULES) -> StrategyChoice:
+    """The first rule of ``rules`` that holds for ``inputs``.
+
+    Raises:
+        HwnasError: an evaluation cost that is not one of :data:`EVALUATION_COSTS`, or no rule
+            applies (a rule table without a catch-all).
+    """
+    if inputs.evaluation not in EVALUATION_COSTS:
+        raise HwnasError(f"evaluation cost {inputs.evaluation!r}; valid: "
+                         f"{', '.join(EVALUATION_COSTS)}")
+    for rule in rules:
+        if rule.when(inputs):
+            fields = {**asdict(inputs), "n_priors": len(inputs.priors)}
+            return StrategyChoice(rule.strategy, rule.options(inputs), rule.name,
+                                  rule.why.format(**fields), inputs,
+                                  rule.takes_prior and bool(inputs.priors))
+    raise HwnasError(f"no rule of auto applies to {inputs}")
+
+
+class AutoStrategy:
+    """Picks a strategy by :func:`choose_strategy` and asks and tells through it.
+
+    Args:
+        space: the search space.
+        n_objectives: objective columns ``tell`` receives.
+        seed: the picked strategy's seed.
+        budget, max_evaluations, objectives, evaluation: see :class:`AutoInputs` (set by
+            :func:`hwnas.bench.minimize` from the problem).
+        prior: prior features, handed to the picked strategy when it takes them.
+
+    Attributes:
+        choice_: the :class:`StrategyChoice`.
+        strategy_: the strategy built from it.
+
+    Raises:
+        HwnasError: a prior that is not a :class:`PriorFeatures`, a bad evaluation cost.
+    """
+
+    def __init__(self, space: Space, n_objectives: int = 2, seed: int | None = None, *,
+                 budget: int | None = None, max_evaluations: int | None = None,
+                 objectives: Sequence[str] = (), evaluation: str = "lookup",
+                 prior: PriorFeatures | None = None):
+        from .base import create_strategy
+
+        if prior is not None and not isinstance(prior, PriorFeatures):
+            raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
+        size = float(space.size) if space.size is not None else float("inf")
+        inputs = AutoInputs(space.name, bool(space.enumerable), size, int(n_objectives),
+                            tuple(objectives), budget, max_evaluations,
+                            tuple(prior.names) if prior is not None else (), evaluation)
+        self.choice_ = choose_strategy(inputs)
+        options: Mapping[str, Any] = dict(self.choice_.options)
+        if self.choice_.uses_prior:
+            options = {**options, "prior": prior}
+        self.strategy_ = create_strategy(self.choice_.strategy, space, n_objectives, seed=seed,
+                                         **options)
+        self.space, self.n_objectives, self.seed = space, n_objectives, seed
+
+    def ask(self, n: int = 1) -> list[Architecture]:
+        """The picked strategy's proposals."""
+        return self.strategy_.ask(n)
+
+    def tell(self, archs: Sequence[Architecture], F: np.ndarray,
+             violation: np.ndarray | None = None) -> None:
+        """Told to the picked strategy."""
+        self.strategy_.tell(archs, F, violation)

@@ -1,0 +1,88 @@
+"""``auto``: the rule table picks per problem kind, says why, and searches through its pick."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwnas.search import HwnasError, get_space, run_search
+from hwnas.search.strategies import AutoStrategy, PriorFeatures, choose_strategy
+from hwnas.search.strategies.auto import RULES, AutoInputs
+from hwnas.search.strategies.base import DEFAULT_STRATEGY, list_strategies
+
+NB201 = dict(space="nb201", enumerable=True, space_size=15625.0)
+FBNET = dict(space="fbnet", enumerable=False, space_size=float(get_space("fbnet").size))
+
+
+def pick(**kw):
+    return choose_strategy(AutoInputs(**kw))
+
+
+def test_auto_is_registered_and_the_default():
+    assert "auto" in list_strategies() and DEFAULT_STRATEGY == "auto"
+    assert len({r.name for r in RULES}) == len(RULES)
+    assert RULES[-1].when(AutoInputs(**FBNET, n_objectives=5))  # a catch-all ends the table
+
+
+@pytest.mark.parametrize("kw, strategy, rule, options", [
+    (dict(**NB201, n_objectives=2, objectives=("accuracy", "latency"), budget=300,
+          priors=("cifar100_test_200ep", "pixel3")),
+     "surrogate", "enumerable-with-priors", {}),
+    (dict(**NB201, n_objectives=3, budget=1000, priors=("pixel3",)),
+     "surrogate", "enumerable-with-priors", {}),
+    (dict(**NB201, n_objectives=2, objectives=("accuracy", "latency"), budget=300),
+     "surrogate", "two-objectives", {}),
+    (dict(**NB201, n_objectives=1, objectives=("accuracy",), budget=300),
+     "surrogate", "two-objectives", {}),
+    (dict(**NB201, n_objectives=2, objectives=("latency", "accuracy"), budget=300,
+          evaluation="live"),
+     "surrogate", "two-objectives-live", {"forest": [1]}),
+    (dict(**NB201, n_objectives=3, objectives=("accuracy", "latency", "params"), budget=300),
+     "local", "three-objectives", {}),
+    (dict(**NB201, n_objectives=2, budget=15625), "exhaustive", "whole-space", {}),
+    # a table that covers 100 architectures: a budget of 100 evaluates all it can
+    (dict(**NB201, n_objectives=2, budget=100, max_evaluations=100),
+     "exhaustive", "whole-space", {}),
+    (dict(**FBNET, n_objectives=2, budget=300, priors=("pixel3",)), "local", "any-space", {}),
+    (dict(**FBNET, n_objectives=2, budget=10**6), "local", "any-space", {}),
+])
+def test_auto_picks_per_problem_kind(kw, strategy, rule, options):
+    choice = pick(**kw)
+    assert (choice.strategy, choice.rule, choice.options) == (strategy, rule, options)
+    assert choice.uses_prior == (rule == "enumerable-with-priors")
+    assert choice.reason and "{" not in choice.reason  # formatted, no placeholder left
+    record = choice.as_record()
+    assert record["inputs"]["n_objectives"] == kw["n_objectives"]
+    assert record["inputs"]["priors"] == len(kw.get("priors", ()))
+
+
+def test_the_reason_names_its_evidence():
+    assert "search_prior.json" in pick(**NB201, n_objectives=2, priors=("x",)).reason
+    # non-enumerable spaces: no benchmark yet, and the reason says so
+    assert "no search benchmark" in pick(**FBNET, n_objectives=2).reason
+
+
+def test_a_bad_evaluation_cost_is_refused():
+    with pytest.raises(HwnasError, match="evaluation cost 'slow'; valid: lookup, live"):
+        pick(**NB201, n_objectives=2, evaluation="slow")
+
+
+def test_auto_searches_through_its_pick_and_hands_it_the_prior():
+    space = get_space("nb201")
+    rng = np.random.default_rng(0)
+    archs = list(dict.fromkeys(space.sample(rng) for _ in range(400)))
+    prior = PriorFeatures(archs, rng.normal(size=(len(archs), 1)), ["made_up"])
+    auto = AutoStrategy(space, 2, seed=0, budget=50, prior=prior)
+    assert auto.choice_.uses_prior and auto.strategy_.prior is prior
+
+    def evaluate(batch):
+        g = np.array([a.genes for a in batch], dtype=float)
+        F = np.stack([g.sum(axis=1), -g[:, 0]], axis=1)
+        return F, F, np.zeros(len(batch))
+
+    runs = [run_search(AutoStrategy(space, 2, seed=3, budget=12), evaluate, 12)
+            for _ in range(2)]
+    assert [r.arch for r in runs[0].records] == [r.arch for r in runs[1].records]  # seeded
+    assert len(runs[0].records) == 12
+    with pytest.raises(HwnasError, match="prior must be a PriorFeatures"):
+        AutoStrategy(space, 2, prior="cifar100")
