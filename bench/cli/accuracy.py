@@ -123,6 +123,7 @@ def _proxies(spec: str, n: int | None, seed: int, tables):
         with progress(f"zero-cost proxies on {spec}") as advance:
             frame = proxy_table(tables, n, seed, spec,
                                 progress=lambda done, total: advance(done, total, ""))
+        frame = frame[["index", *PROXIES]]
     else:
         path = Path(spec)
         if not path.is_file():
