@@ -43,18 +43,22 @@ from .accuracy_features import AccuracyFeatures, dataset_of, normal_scores
 from .errors import MetaError
 from .predictor_base import loo_weights, ridge_loo
 
-__all__ = ["MF_CANDIDATES", "MultiFidelityPredictor", "complete_columns", "epochs_of",
-           "fidelity_map_features", "fidelity_pairs", "fit_fidelity_map"]
+__all__ = ["MF_CANDIDATES", "WITHOUT_MAP", "MultiFidelityPredictor", "complete_columns",
+           "epochs_of", "fidelity_map_features", "fidelity_pairs", "fit_fidelity_map"]
 
 #: heads: name -> feature blocks; each is fitted at every penalty of ``lams``; a head whose blocks
-#: are not all given is left out. ``N`` is the source column that ranks the shots most like the
-#: new task (Spearman), chosen per fit: heads on every source column at once overfitted 20 shots
-#: on the validation task (cifar100_test_200ep: rho top-10% 0.666 against 0.700 for these heads)
+#: are not all given is left out, and with a fidelity map (``M``) the heads on the raw cheap
+#: results without it are too (:data:`WITHOUT_MAP`). ``N`` is the source column that ranks the
+#: shots most like the new task (Spearman), chosen per fit. Chosen on the validation task
+#: cifar100_test_200ep (K = 20, rho top-10%): heads on every source column at once overfitted
+#: (0.666), the raw cheap-result heads beside the map pulled it down (0.684 against 0.700)
 MF_CANDIDATES: dict[str, tuple[str, ...]] = {
     "near": ("N",), "lf": ("L",), "near+lf": ("N", "L"),
     "map": ("M",), "map+near": ("M", "N"), "map+near+lf": ("M", "N", "L"),
     "near+proxy": ("N", "P"), "near+lf+proxy": ("N", "L", "P"), "map+near+proxy": ("M", "N", "P"),
 }
+#: heads left out when the fidelity map exists (it already reads the cheap results)
+WITHOUT_MAP = ("lf", "near+lf", "near+lf+proxy")
 
 
 def epochs_of(task: str) -> int | None:
@@ -249,7 +253,7 @@ class MultiFidelityPredictor(ScorePredictor):
         self.blocks_ = sorted(blocks)
         preds, errs, names = [], [], []
         for name, parts in MF_CANDIDATES.items():
-            if not all(p in blocks for p in parts):
+            if not all(p in blocks for p in parts) or ("M" in blocks and name in WITHOUT_MAP):
                 continue
             F = np.hstack([blocks[p] for p in parts])
             for lam in self.lams:
