@@ -51,9 +51,9 @@ def test_proxies_of_two_real_networks_are_finite_and_deterministic(digits):
     space = get_space("nb201")
     archs = [space.parse(CONVS), space.parse(SKIPS)]
     first = data_proxies(_build(splits), archs, images, seed=0)
-    again = data_proxies(_build(splits), archs, images, seed=0)
+    again = data_proxies(_build(splits), archs[:1], images, seed=0)
     assert first.shape == (2, len(PROXIES)) and np.isfinite(first).all()
-    assert np.array_equal(first, again)
+    assert np.array_equal(first[:1], again)
     # the all-convolution cell has far more parameters on its paths: a much larger SynFlow
     assert first[0, 0] > first[1, 0]
     # another seed draws other weights: other scores
