@@ -15,7 +15,7 @@ Protocol (leave one task out, fixed before any figure was looked at):
 - **Shots**: K random architectures with their full-budget accuracy, K = 5, 10, 20, 50, 100,
   seeds 0..4.
 - **Zero-cost proxies** (SynFlow, jacob_cov, NASWOT; :mod:`hwnas.meta.accuracy_proxies`) on a
-  seeded subset of 3,000 architectures (all 15,625 take about an hour per core here). The table
+  seeded subset of 3,000 architectures (all 15,625 take about 2 hours on one core here). The table
   carries no CIFAR or ImageNet16 images and none can be downloaded on this machine: the proxies
   are computed on scikit-learn's digits (one fixed 64-image training minibatch, the networks
   built for 1x8x8 inputs and 10 classes), *not* on the target's data. The proxy table scores
