@@ -94,3 +94,60 @@ def test_adapt_caches_the_meta_trained_predictor_as_a_checked_file(synthetic_dat
     assert "cache" in capsys.readouterr().err  # said in one warning line
     first = (tmp_path / "a.csv").read_bytes()
     assert (tmp_path / "b.csv").read_bytes() == first == (tmp_path / "c.csv").read_bytes()
+
+
+# ---------------------------------------------------------------- multi-fidelity inputs
+def test_adapt_with_a_low_fidelity_column_and_a_partial_file(synthetic_data, shots, tmp_path,
+                                                             capsys):
+    # the made-up table has one accuracy column (the source); the cheap results of the new
+    # task are files: one for every architecture, one for 300 of them (arch only)
+    table = pd.read_csv(synthetic_data / "nb201" / "architectures.csv")
+    rng = np.random.default_rng(2)
+    cheap = (table["cifar10_test_200ep"] * 0.8 + rng.normal(0, 1, len(table))).clip(0, 100)
+    every = _write(pd.DataFrame({"index": table["index"], "accuracy": cheap}), tmp_path / "a.csv")
+    part = table.sample(300, random_state=1)
+    some = _write(pd.DataFrame({"arch": part["arch"], "accuracy": cheap[part.index]}),
+                  tmp_path / "p.csv")
+    out = tmp_path / "predicted.csv"
+    assert _run(synthetic_data, "adapt", "--space", "nb201",
+                "--shots", _write(shots, tmp_path / "shots.csv"), "--out", str(out),
+                "--low-fidelity", every, "--low-fidelity", some) == 0
+    said = capsys.readouterr().out
+    assert "2 low-fidelity input(s)" in said and "fidelity map: no" in said
+    pred = pd.read_csv(out)
+    assert len(pred) == 15625 and pred["accuracy"].notna().all()
+    assert list(pred.columns) == ["index", "arch", "accuracy"]
+
+
+@pytest.mark.slow  # five real NB201 networks scored on digits: tens of seconds on a busy host
+def test_adapt_with_zero_cost_proxies_computed_on_digits(synthetic_data, shots, tmp_path,
+                                                         capsys):
+    out = tmp_path / "predicted.csv"
+    assert _run(synthetic_data, "adapt", "--space", "nb201",
+                "--shots", _write(shots, tmp_path / "shots.csv"), "--out", str(out),
+                "--proxies", "digits",
+                "--proxy-archs", "5") == 0
+    assert "proxies" in capsys.readouterr().out
+    assert pd.read_csv(out)["accuracy"].notna().all()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--low-fidelity", "cifar10_nonsense"), "neither an accuracy column"),
+    (("--low-fidelity", "cifar10_test_200ep", "--source-tasks", "cifar10_test_200ep"),
+     "also a source task"),
+    (("--low-fidelity", "cifar10_test_200ep"), "no source task is left"),
+    (("--proxies", "imagenet"), "neither a dataset"),
+    (("--proxies", "BADFILE"), "needs an 'index' column"),
+    (("--low-fidelity", "LFBAD"), "not valid"),
+])
+def test_bad_multifidelity_input_is_one_line_and_exit_2(synthetic_data, shots, tmp_path, capsys,
+                                                        extra, message):
+    bad = _write(pd.DataFrame({"arch_id": [1], "x": [2]}), tmp_path / "bad.csv")
+    lfbad = _write(pd.DataFrame({"index": [1, 2], "accuracy": [50.0, 140.0]}), tmp_path / "l.csv")
+    extra = tuple(bad if e == "BADFILE" else lfbad if e == "LFBAD" else e for e in extra)
+    out = tmp_path / "predicted.csv"
+    code = _run(synthetic_data, "adapt", "--space", "nb201",
+                "--shots", _write(shots, tmp_path / "s.csv"), "--out", str(out), *extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
