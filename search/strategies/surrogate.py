@@ -192,7 +192,8 @@ class SurrogateParetoSearch(Strategy):
             pairs, path encoding; a chain's or a hierarchy's live part is the whole network).
         local_bonus: standard deviations taken off the gap of the one-edit neighbours of observed
             front members (Pareto sets of NAS problems lie largely in connected regions of the
-            neighbourhood graph, the premise of PLS).
+            neighbourhood graph, the premise of PLS); not applied to a table's rows (a
+            :class:`~hwnas.search.strategies.candidates.TableSpace` or ``pool``).
         forest: objectives (positions among the told ones) whose model averages the ridge with an
             extremely randomised forest
             (:class:`hwnas.search.strategies.blend.RidgeForestBlend`): for objectives that are
@@ -385,7 +386,9 @@ class SurrogateParetoSearch(Strategy):
                                                            self._scale(F[new][ok])))
             self._gap_n = len(archs)
             g = self._gap
-            if self.local_bonus:
+            # a table's rows are a sample of the space: its rows nearest a front member are not
+            # one edit away, and PLS's premise does not hold (validation devices of search_fbnet)
+            if self.local_bonus and not isinstance(self._listed, TableSpace):
                 g = g - self.local_bonus * self._near_front(archs, F, v)
             idx = np.flatnonzero(self._open)
             mu, sd, g = self._mu[idx], self._sd[idx], g[idx]
