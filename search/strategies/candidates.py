@@ -209,8 +209,8 @@ class CandidateGenerator:
 
     Per call, new architectures only (``is_new``), at most ``n`` of them, in this order:
 
-    1. every one-edit neighbour of the feasible front members (as many members as fit in
-       ``local`` of ``n``, the members in a random order);
+    1. the one-edit neighbours of the feasible front members, members in a random order, until
+       they make ``local`` of ``n``;
     2. ``mutations`` of ``n``: a front member changed in 2 to ``max_edits`` genes (repeated
        mutation: farther than a neighbour, still near the front);
     3. ``crossovers`` of ``n``: two front members (or top-ranked archived ones when the front
@@ -259,9 +259,9 @@ class CandidateGenerator:
         parents = [archs[i] for i in rng.permutation(front)] if len(front) else [
             archs[i] for i in order[:1]]
         for p in parents:  # 1. one-edit neighbourhoods of the front
-            if len(pool) >= self.local * n:
-                break
             for b in space.neighbours(p):
+                if len(pool) >= self.local * n:
+                    break
                 add(b)
         if parents:
             stop = len(pool) + self.mutations * n
