@@ -12,8 +12,11 @@ with Neural Architectures for Neural Architecture Search", AAAI 2021) and of Par
   chosen by generalised cross-validation (Golub, Heath & Wahba, Technometrics 1979) and an
   ensemble of coefficient vectors is drawn from the posterior;
 - the candidates are *every* architecture of an enumerable space not yet evaluated (NAS-Bench-201
-  has 15,625: scoring them all costs milliseconds), otherwise the one-edit neighbourhoods of the
-  best archived architectures (the PLS moves), crossovers and random samples;
+  has 15,625: scoring them all costs milliseconds), or of a table of what can be evaluated
+  (``pool``, or a :class:`~hwnas.search.strategies.candidates.TableSpace`: FBNet's and OFA's
+  5,000 networks); otherwise the one-edit neighbourhoods of the observed front (the PLS moves),
+  multi-edit mutations and crossovers of its members and random samples
+  (:class:`~hwnas.search.strategies.candidates.CandidateGenerator`);
 - a candidate's score is its *gap*: the smallest number of predictive standard deviations by which
   it must beat its predicted mean to be non-dominated by the observed front (the additive epsilon
   indicator of Zitzler et al., IEEE TEVC 2003, measured per objective in standard deviations). The
@@ -41,6 +44,7 @@ from ..errors import HwnasError
 from ..pareto import pareto_mask
 from ..spaces.space import Architecture, Space
 from .base import Strategy
+from .candidates import CandidateGenerator, TableSpace, list_architectures
 from .prior import PriorFeatures
 from .ridge import BayesianRidgeEnsemble
 
@@ -176,15 +180,20 @@ class SurrogateParetoSearch(Strategy):
             ``max_pairwise``).
         refit_growth: refit when the archive has grown by this fraction since the last fit (``0``:
             at every ask); the observed front is always current.
-        max_enumerate: spaces of at most this many architectures are scored whole; larger ones
-            through ``candidates`` neighbours, crossovers and random samples of the best ones.
+        max_enumerate: spaces (or pools) of at most this many architectures are scored whole;
+            larger ones through ``candidates`` drawn around the front
+            (:class:`~hwnas.search.strategies.candidates.CandidateGenerator`).
         candidates: candidates per ask in a space too large to enumerate.
+        pool: the architectures that can be evaluated at all, when that is a table's rows in a
+            space too large to list (FBNet's or OFA's public tables): the candidates are then
+            the pool's rows not yet evaluated.
         max_pairwise: most pairwise (and graph) columns.
-        graph: in an enumerated space, add :func:`graph_features` (live operations, their pairs,
-            path encoding).
+        graph: in an enumerated cell space, add :func:`graph_features` (live operations, their
+            pairs, path encoding; a chain's or a hierarchy's live part is the whole network).
         local_bonus: standard deviations taken off the gap of the one-edit neighbours of observed
             front members (Pareto sets of NAS problems lie largely in connected regions of the
-            neighbourhood graph, the premise of PLS).
+            neighbourhood graph, the premise of PLS); not applied to a table's rows (a
+            :class:`~hwnas.search.strategies.candidates.TableSpace` or ``pool``).
         forest: objectives (positions among the told ones) whose model averages the ridge with an
             extremely randomised forest
             (:class:`hwnas.search.strategies.blend.RidgeForestBlend`): for objectives that are
@@ -211,7 +220,7 @@ class SurrogateParetoSearch(Strategy):
                  pairwise: bool = False, refit_growth: float = 0.02, max_enumerate: int = 50_000,
                  candidates: int = 500, max_pairwise: int = 2000, graph: bool = True,
                  local_bonus: float = 0.75, prior: PriorFeatures | None = None,
-                 forest: int | Sequence[int] = ()):
+                 forest: int | Sequence[int] = (), pool: Sequence[Architecture] | None = None):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -231,6 +240,9 @@ class SurrogateParetoSearch(Strategy):
                                                                   max_pairwise)
         self.surrogate_: BayesianRidgeEnsemble | RidgeForestBlend | None = None
         self._features = PairwiseFeatures(space, max_pairwise if pairwise else 0)
+        # the space the candidates are listed from: the pool's rows, when given
+        self._listed = TableSpace(space, pool) if pool is not None else space
+        self._generator = CandidateGenerator(space, candidates)
         self._pending: set[Architecture] = set()
         self._all: list[Architecture] | None = None  # every architecture, when enumerated
         self._index: dict[Architecture, int] = {}
@@ -259,7 +271,7 @@ class SurrogateParetoSearch(Strategy):
         for _ in range(50 * n):
             if len(out) == n:
                 break
-            a = self.space.sample(self.rng)
+            a = self._listed.sample(self.rng)
             if self._new(a) and a not in out:
                 out.append(a)
         return out
@@ -267,17 +279,13 @@ class SurrogateParetoSearch(Strategy):
     def _enumerate(self) -> bool:
         """List the space once (when small enough), with its features and an open-mask."""
         space = self.space
-        if self._all is None and space.enumerable and space.size <= self.max_enumerate:
-            genes = np.stack(np.unravel_index(np.arange(space.size), tuple(space.n_choices)),
-                             axis=1)
-            if type(space).active is Space.active:
-                archs = [Architecture(space.name, tuple(g)) for g in genes.tolist()]
-            else:
-                archs = list(dict.fromkeys(space.from_genes(g) for g in genes))
+        listed = self._listed
+        if self._all is None and listed.enumerable and listed.size <= self.max_enumerate:
+            archs = list_architectures(listed, self.max_enumerate)
             self._all = archs
             self._index = {a: i for i, a in enumerate(archs)}
             X = self._features(archs)
-            if self.graph:
+            if self.graph and space.kind == "cell":
                 extra = graph_features(space, archs, self.max_pairwise)
                 if extra is not None:
                     X = np.concatenate([X, extra], axis=1)
@@ -334,7 +342,7 @@ class SurrogateParetoSearch(Strategy):
             i = self._index[archs[r]]
             if i not in self._nbrs:
                 self._nbrs[i] = np.array([self._index[b] for b in
-                                          self.space.neighbours(archs[r])], dtype=np.int64)
+                                          self._listed.neighbours(archs[r])], dtype=np.int64)
             mask[self._nbrs[i]] = True
         return mask
 
@@ -348,7 +356,7 @@ class SurrogateParetoSearch(Strategy):
         warm = len(self.archive_) >= max(2, self.initial)
         out = self._guided(n) if warm else self._random(n)
         if len(out) < n:  # the space is (nearly) exhausted: repeats are served from the cache
-            out += [self.space.sample(self.rng) for _ in range(n - len(out))]
+            out += [self._listed.sample(self.rng) for _ in range(n - len(out))]
         self._pending.update(out)
         if self._all is not None:
             for a in out:
@@ -378,7 +386,9 @@ class SurrogateParetoSearch(Strategy):
                                                            self._scale(F[new][ok])))
             self._gap_n = len(archs)
             g = self._gap
-            if self.local_bonus:
+            # a table's rows are a sample of the space: its rows nearest a front member are not
+            # one edit away, and PLS's premise does not hold (validation devices of search_fbnet)
+            if self.local_bonus and not isinstance(self._listed, TableSpace):
                 g = g - self.local_bonus * self._near_front(archs, F, v)
             idx = np.flatnonzero(self._open)
             mu, sd, g = self._mu[idx], self._sd[idx], g[idx]
@@ -405,26 +415,5 @@ class SurrogateParetoSearch(Strategy):
 
     def _pool(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray
               ) -> list[Architecture]:
-        """New neighbours of the best archived architectures, crossovers and random samples."""
-        from .nsga2 import constrained_rank
-
-        rank = constrained_rank(F, v)
-        order = np.argsort(rank, kind="stable")
-        pool: dict[Architecture, None] = {}
-        want = self.candidates
-        for i in order[: max(1, len(order) // 4)]:
-            for b in self.space.neighbours(archs[i]):
-                if self._new(b):
-                    pool.setdefault(b)
-            if len(pool) >= want:
-                break
-        top = order[: max(2, min(len(order), 30))]
-        for _ in range(want // 5):
-            i, j = self.rng.choice(top, 2)
-            child = self.space.mutate(self.space.crossover(archs[i], archs[j], self.rng),
-                                      self.rng)
-            if self._new(child):
-                pool.setdefault(child)
-        for a in self._random(want // 10):
-            pool.setdefault(a)
-        return list(pool)
+        """New architectures around the observed front (a space too large to list)."""
+        return self._generator(archs, F, v, self.rng, self._new)

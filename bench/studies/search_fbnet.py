@@ -1,0 +1,256 @@
+"""Multi-objective search on the FBNet table's 5,000 architectures (a space of 9^22 that cannot be
+listed), per device: hwnas's strategies against pymoo's NSGA-II and random search.
+
+The space: HW-NAS-Bench's FBNet chains (Li et al., ICLR 2021) as HELP (Lee et al., NeurIPS 2021)
+ships them: 5,000 sampled architectures with latency on 24 devices and no accuracy. Only those
+5,000 can be evaluated (anything else has no latency: the search loop skips it), so every strategy
+searches :class:`hwnas.search.strategies.candidates.TableSpace`, the FBNet space restricted to the
+rows: a sample is a row, a mutation or crossover child is moved to its nearest row (most layers in
+common; see that class). The surrogate scores every row not yet evaluated.
+
+Objectives: latency on the device (ms, minimised) x compute (multiply-accumulates of the
+network's 22 searchable layers, millions, *maximised*; ``--capacity params``: their parameters).
+With no accuracy in the table, compute stands in for capacity: the front is the networks with the
+most compute a given latency buys (the hardware-efficiency trade-off of FBNet's own
+search, Wu et al., CVPR 2019). Minimising both would leave fronts of 1-5 networks (latency and
+compute agree), as would latency on two devices (fronts of one network on the test devices).
+Per-layer costs come from :func:`hwnas.meta.encoders.fbnet_layer_costs` (each block built once;
+the stem, head and classifier are the same in every network and left out).
+
+Devices: HELP's fbnet test devices (fpga, raspi4, eyeriss) are reported; settings were chosen on
+the validation devices :data:`VALID_DEVICES` (fixed before any run). ``surrogate+prior`` is the
+surrogate given every other device's latency of every row (never the objective's device).
+pymoo's NSGA-II runs through :class:`hwnas.search.strategies.peers_pymoo.PymooNSGA2`, its integer
+genotypes mapped to rows the same way. Indicators as in ``search_benchmark.py``: recall of the
+table's true Pareto set (by row), hypervolume ratio (normalised by the true front's ideal and
+nadir, reference 1.1), of the first ``b`` unique evaluations of one run of the largest budget.
+
+A variant of a strategy with options: ``NAME@key=value,key=value`` (values parsed as JSON, e.g.
+``surrogate@transform="raw",local_bonus=0``).
+
+Usage:
+    python bench/scripts/search_fbnet.py --seeds 10 --budgets 100,300,1000 \\
+        --out results/benchmarks/search_fbnet.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.bench import load_tables
+from hwnas.bench.harness import (
+    PYMOO_NSGA2,
+    FrontScorer,
+    TabularProblem,
+    run_any,
+    score_checkpoints,
+)
+from hwnas.bench.problem import build_prior
+from hwnas.latency import atomic_write_text
+from hwnas.search.strategies.candidates import TableSpace
+
+__all__ = ["TEST_DEVICES", "VALID_DEVICES", "fbnet_problem", "parse_strategy", "summarise",
+           "markdown_table", "main"]
+
+#: HELP's fbnet test devices (reported)
+TEST_DEVICES = ("fpga", "raspi4", "eyeriss")
+#: devices settings were chosen on: HELP's meta-validation CPU and GPU and two meta-training
+#: devices of other families (a phone, a second CPU); fixed before any run
+VALID_DEVICES = ("gold_6240", "titanx_1", "samsung_a50", "silver_4114")
+DEFAULT_STRATEGIES = ("random", "evolution", "nsga2", "surrogate", "surrogate+prior")
+PRIOR_VARIANT = "surrogate+prior"
+
+_PROBLEMS: dict[str, TabularProblem] = {}
+_SCORERS: dict[str, FrontScorer] = {}
+_PRIORS: dict[str, Any] = {}
+
+
+def fbnet_problem(tables: Any, device: str, capacity: str = "flops") -> TabularProblem:
+    """Latency on ``device`` (min) x the 22 layers' MACs or parameters (max), over the table."""
+    from hwnas.meta.encoders import fbnet_layer_costs
+
+    cost = fbnet_layer_costs()
+    genes = np.array([a.genes for a in tables.archs])
+    total = cost[np.arange(len(cost)), genes].sum(axis=1)
+    column = total[:, 0] / 1e6 if capacity == "flops" else total[:, 1] / 1e6
+    latency = tables.get_latency(device, np.arange(len(tables)))
+    space = TableSpace(tables.space, tables.archs)
+    return TabularProblem(f"fbnet/{device}/latency+{capacity}", space, list(tables.archs),
+                          ("latency", capacity), ("min", "max"), np.column_stack([latency, column]))
+
+
+def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
+    """``NAME@k=v,k=v`` -> (``NAME``, options); values are JSON (bare words: strings)."""
+    name, _, rest = spec.partition("@")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return name, options
+
+
+def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
+    key, spec, seed, budgets = args
+    problem = _PROBLEMS[key]
+    try:
+        name, kwargs = parse_strategy(spec)
+        if name == PRIOR_VARIANT:
+            name, kwargs = "surrogate", {**kwargs, "prior": _PRIORS[key]}
+        trace = run_any(problem, name, seed, max(budgets), **kwargs)
+        scores = score_checkpoints(_SCORERS[key], trace, budgets)
+    except Exception as e:  # one failing variant must not sink the benchmark
+        return {"problem": key, "strategy": spec, "seed": seed,
+                "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=4)}
+    return {"problem": key, "strategy": spec, "seed": seed, "evaluations": trace.evaluations,
+            "asks": trace.asks, "skipped": trace.skipped, "wall_s": trace.wall_s,
+            "overhead_ms_per_eval": trace.overhead_ms_per_eval,
+            "at": {str(b): v for b, v in scores.items()}}
+
+
+def summarise(runs: list[dict], budgets: list[int]) -> dict[str, dict[str, dict[str, float]]]:
+    """problem -> strategy -> medians over seeds (recall, HV ratio; recall quartiles)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        if "error" not in r:
+            groups.setdefault((r["problem"], r["strategy"]), []).append(r)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (key, strategy), rs in groups.items():
+        s: dict[str, float] = {"seeds": len(rs), "wall_s": float(np.median(
+            [r["wall_s"] for r in rs]))}
+        for b in budgets:
+            rec = [r["at"][str(b)]["recall"] for r in rs]
+            s[f"recall@{b}"] = float(np.median(rec))
+            s[f"recall_q25@{b}"], s[f"recall_q75@{b}"] = (float(np.percentile(rec, 25)),
+                                                          float(np.percentile(rec, 75)))
+            s[f"hv_ratio@{b}"] = float(np.median([r["at"][str(b)]["hv_ratio"] for r in rs]))
+        out.setdefault(key, {})[strategy] = s
+    return out
+
+
+def markdown_table(summary: dict, problems: dict[str, dict], strategies: list[str],
+                   budgets: list[int], devices: list[str]) -> str:
+    """Rows device x strategy: median recall and HV ratio per budget, median run seconds."""
+    head = [f"recall@{b}" for b in budgets] + [f"HVratio@{b}" for b in budgets] + ["run s"]
+    lines = ["| device (front) | strategy | " + " | ".join(head) + " |",
+             "|---|---|" + "---:|" * len(head)]
+    for key, meta in problems.items():
+        if meta["device"] not in devices:
+            continue
+        for strategy in strategies:
+            s = summary.get(key, {}).get(strategy)
+            label = f"{meta['device']} ({meta['true_front_size']})"
+            if s is None:
+                lines.append(f"| {label} | {strategy} | " + " | ".join(["-"] * len(head)) + " |")
+                continue
+            cells = ([f"{s[f'recall@{b}']:.2f}" for b in budgets]
+                     + [f"{s[f'hv_ratio@{b}']:.4f}" for b in budgets] + [f"{s['wall_s']:.1f}"])
+            lines.append(f"| {label} | {strategy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=None, help="table folder (default: the bundled tables)")
+    ap.add_argument("--devices", default=",".join(TEST_DEVICES + VALID_DEVICES),
+                    help="comma-separated latency columns of the fbnet table")
+    ap.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                    help=f"comma-separated; {PYMOO_NSGA2} always runs too; NAME@k=v,... for "
+                         "options (separate such variants with ';')")
+    ap.add_argument("--capacity", choices=("flops", "params"), default="flops")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--budgets", default="100,300,1000")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--out", default="results/benchmarks/search_fbnet.json")
+    args = ap.parse_args()
+
+    t_start = time.perf_counter()
+    try:
+        budgets = sorted({int(b) for b in args.budgets.split(",") if b})
+    except ValueError:
+        print(f"search_fbnet: --budgets must be integers, got {args.budgets!r}", file=sys.stderr)
+        return 2
+    sep = ";" if ";" in args.strategies else ","
+    strategies = [s for s in args.strategies.split(sep) if s and s != PYMOO_NSGA2]
+    strategies.append(PYMOO_NSGA2)
+    tables = load_tables("fbnet", args.data)
+    devices = [d for d in args.devices.split(",") if d]
+    bad = [d for d in devices if d not in tables.devices]
+    if bad or args.seeds < 1 or not budgets or min(budgets) < 1:
+        print(f"search_fbnet: unknown devices {bad} (valid: {', '.join(tables.devices)}), or "
+              "--seeds/--budgets below 1", file=sys.stderr)
+        return 2
+    problems: dict[str, dict[str, Any]] = {}
+    for d in devices:
+        p = fbnet_problem(tables, d, args.capacity)
+        _PROBLEMS[p.name], _SCORERS[p.name] = p, FrontScorer(p)
+        problems[p.name] = {"device": d, "true_front_size": int(len(p.front)),
+                            "true_front": p.front.tolist()}
+        if any(s.startswith(PRIOR_VARIANT) for s in strategies):
+            # every other device's latency, never the objective's own device
+            _PRIORS[p.name] = build_prior("fbnet", [x for x in tables.devices if x != d], tables,
+                                          device=d)
+    jobs = [(k, s, seed, budgets) for seed in range(args.seeds) for k in problems
+            for s in strategies]
+    print(f"{len(jobs)} runs ({len(problems)} devices x {len(strategies)} strategies x "
+          f"{args.seeds} seeds, {max(budgets)} unique evaluations each) on {args.jobs} "
+          "processes", file=sys.stderr)
+    runs: list[dict] = []
+    partial = Path(f"{args.out}.partial.jsonl")
+    t_runs = time.perf_counter()
+
+    def collect(r: dict) -> None:
+        runs.append(r)
+        if len(runs) % 10 == 0 or len(runs) == len(jobs):
+            atomic_write_text(partial, "".join(json.dumps(x) + "\n" for x in runs))
+            print(f"  {len(runs)}/{len(jobs)} runs, {time.perf_counter() - t_runs:.0f}s",
+                  file=sys.stderr)
+
+    if args.jobs > 1:
+        with mp.get_context("fork").Pool(args.jobs) as pool:
+            for r in pool.imap_unordered(_job, jobs, chunksize=1):
+                collect(r)
+    else:
+        for j in jobs:
+            collect(_job(j))
+    runs.sort(key=lambda r: (r["problem"], r["strategy"], r["seed"]))
+    errors = [r for r in runs if "error" in r]
+    for r in errors[:5]:
+        print(f"run failed: {r['problem']} {r['strategy']} seed {r['seed']}: {r['error']}",
+              file=sys.stderr)
+    summary = summarise(runs, budgets)
+    total = time.perf_counter() - t_start
+    texts = []
+    for title, group in (("HELP's fbnet test devices", TEST_DEVICES),
+                         ("validation devices (settings chosen here)", VALID_DEVICES)):
+        if any(m["device"] in group for m in problems.values()):
+            texts.append(f"### FBNet table, latency x {args.capacity} (max), {title}; "
+                         f"{args.seeds} seeds, medians\n\n"
+                         + markdown_table(summary, problems, strategies, budgets, list(group)))
+    report = "\n\n".join(texts)
+    print(report)
+    print(f"{len(runs) - len(errors)} runs ok, {len(errors)} failed; total {total:.0f}s")
+    record = {"benchmark": "search_fbnet", "space": "fbnet (table rows)",
+              "objectives": ["latency (min)", f"{args.capacity} of the 22 layers, millions (max)"],
+              "budgets": budgets, "seeds": args.seeds, "strategies": strategies,
+              "test_devices": list(TEST_DEVICES), "valid_devices": list(VALID_DEVICES),
+              "command": " ".join(["python", "bench/scripts/search_fbnet.py", *sys.argv[1:]]),
+              "total_s": total, "problems": problems, "summary": summary, "runs": runs,
+              "markdown": report}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.out), json.dumps(record, indent=1, default=float))
+    if not errors:
+        partial.unlink(missing_ok=True)
+    return 0 if not errors else 1
