@@ -26,6 +26,7 @@ import numpy as np
 from ..pareto import crowding_distance, non_dominated_sort
 from ..spaces.space import Architecture, Space
 from .base import Strategy
+from .operators import polynomial_mutation, reset_mutation, sbx_integer
 
 __all__ = ["NSGA2", "constrained_rank", "rank_and_crowding", "fresh_child"]
 
@@ -128,15 +129,24 @@ class NSGA2(Strategy):
     """
 
     def __init__(self, space: Space, n_objectives: int = 2, seed: int | None = None,
-                 population: int = 20, crossover_prob: float = 0.9, mutation_prob: float = 1.0):
+                 population: int = 20, crossover_prob: float = 0.9, mutation_prob: float = 1.0,
+                 crossover: str = "uniform", mutation: str = "one", tournament: str = "rank",
+                 duplicates: str = "fresh", eta: float = 3.0, tries: int = 10,
+                 selection: str = "random", offspring: int | None = None):
         super().__init__(space, n_objectives, seed)
         self.population, self.crossover_prob = population, crossover_prob
         self.mutation_prob = mutation_prob
+        self.crossover, self.mutation, self.tournament = crossover, mutation, tournament
+        self.duplicates, self.eta, self.tries = duplicates, eta, tries
         self.population_: list[Architecture] = []
         self.generation_ = 0
         self._pool: dict[Architecture, None] = {}  # told since the last survival
         self._queue: list[Architecture] = []
         self._asked: set[Architecture] = set()
+        self._spare: list[Architecture] = []  # the second child of the last SBX mating
+        self.selection = selection
+        self.offspring = offspring or population
+        self._perm: list[int] = []
 
     def ask(self, n: int = 1) -> list[Architecture]:
         out = []
@@ -154,7 +164,7 @@ class NSGA2(Strategy):
         """Survival over survivors + everything told since, then a new generation of children."""
         merged = list(dict.fromkeys(self.population_ + list(self._pool)))
         self._pool.clear()
-        taken = set(self._asked)  # grows with this generation's children
+        self._spare, self._perm = [], []
         if len(merged) < 2:  # nothing to breed from yet: the initial random population
             make = partial(self.space.sample, self.rng)
         else:
@@ -163,25 +173,85 @@ class NSGA2(Strategy):
             rank, crowd = rank_and_crowding(F, v)
             keep = np.lexsort((-crowd, rank))[: self.population]
             self.population_ = [merged[i] for i in keep]
+            self._F, self._v = F[keep], v[keep]
             # the tournament compares survivors by rank and crowding among the survivors
             rank, crowd = rank_and_crowding(F[keep], v[keep])
+            self._crowd = crowd
             make = partial(self._child, list(zip(rank.tolist(), (-crowd).tolist(), strict=True)))
             self.generation_ += 1
-        children = []
-        for _ in range(self.population):
-            child = fresh_child(self, make, taken)
-            taken.add(child)
-            children.append(child)
+        children: list[Architecture] = []
+        if self.duplicates == "free" and self.generation_ > 0:
+            # as pymoo: unique within the generation and against the survivors; a child
+            # evaluated earlier costs nothing (the loop serves it from its cache)
+            taken = set(self.population_)
+            fresh = 0
+            for k in range(self.offspring):
+                child = None
+                for _ in range(self.tries):
+                    c = make()
+                    if c not in taken:
+                        child = c
+                        break
+                if child is None or (k == self.offspring - 1 and fresh == 0
+                                     and child in self.archive_):
+                    child = fresh_child(self, make, taken | self._asked)
+                taken.add(child)
+                fresh += child not in self.archive_
+                children.append(child)
+        else:
+            taken = set(self._asked)  # grows with this generation's children
+            n = self.population if self.generation_ == 0 else self.offspring
+            for _ in range(n):
+                child = fresh_child(self, make, taken, tries=self.tries)
+                taken.add(child)
+                children.append(child)
         self._queue = children[::-1]  # asked from the end, in breeding order
 
+    def _better(self, i: int, j: int, key: list[tuple[int, float]]) -> int:
+        if self.tournament == "dominance":
+            vi, vj = self._v[i], self._v[j]
+            if vi > 0 or vj > 0:
+                if vi != vj:
+                    return i if vi < vj else j
+            else:
+                fi, fj = self._F[i], self._F[j]
+                if np.all(fi <= fj) and np.any(fi < fj):
+                    return i
+                if np.all(fj <= fi) and np.any(fj < fi):
+                    return j
+            ci, cj = self._crowd[i], self._crowd[j]
+            if ci != cj:
+                return i if ci > cj else j
+            return i if self.rng.random() < 0.5 else j
+        return i if key[i] <= key[j] else j
+
     def _tournament(self, key: list[tuple[int, float]]) -> Architecture:
-        i, j = self.rng.integers(0, len(key), size=2).tolist()
-        return self.population_[i if key[i] <= key[j] else j]
+        if self.selection == "permutation":
+            if len(self._perm) < 2:
+                self._perm = self.rng.permutation(len(key)).tolist() + self._perm
+            i, j = self._perm.pop(), self._perm.pop()
+        else:
+            i, j = self.rng.integers(0, len(key), size=2).tolist()
+        return self.population_[self._better(i, j, key)]
 
     def _child(self, key: list[tuple[int, float]]) -> Architecture:
+        if self._spare:
+            return self._spare.pop()
         child = self._tournament(key)
         if self.rng.random() < self.crossover_prob:
-            child = self.space.crossover(child, self._tournament(key), self.rng)
-        if self.rng.random() < self.mutation_prob:
-            child = self.space.mutate(child, self.rng)
-        return child
+            other = self._tournament(key)
+            if self.crossover == "sbx":
+                child, second = sbx_integer(self.space, child, other, self.rng, self.eta)
+                self._spare.append(self._mutate(second))
+            else:
+                child = self.space.crossover(child, other, self.rng)
+        return self._mutate(child)
+
+    def _mutate(self, child: Architecture) -> Architecture:
+        if self.rng.random() >= self.mutation_prob:
+            return child
+        if self.mutation == "pm":
+            return polynomial_mutation(self.space, child, self.rng, self.eta)
+        if self.mutation == "reset":
+            return reset_mutation(self.space, child, self.rng)
+        return self.space.mutate(child, self.rng)
