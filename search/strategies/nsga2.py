@@ -1,18 +1,19 @@
 """NSGA-II: generational, elitist multi-objective evolution with crowding.
 
 Deb, Pratap, Agarwal & Meyarivan, "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II",
-IEEE Transactions on Evolutionary Computation 6(2), 2002. Each generation breeds ``population``
-children from the survivors by binary tournament on (constrained rank, crowding distance),
-crossover and mutation; survivors and children are merged and the best ``population`` by
-non-dominated sorting then crowding distance survive ((mu + lambda) selection). Constraint
-violations enter through Deb's constrained domination (feasible beats infeasible, less violation
-beats more).
+IEEE Transactions on Evolutionary Computation 6(2), 2002. Each generation breeds children from the
+survivors by binary tournament (constrained domination, then crowding distance), crossover and
+mutation; survivors and children are merged and the best ``population`` by non-dominated sorting
+then crowding distance survive ((mu + lambda) selection). Constraint violations enter through
+Deb's constrained domination (feasible beats infeasible, less violation beats more). The genes'
+choice indices are crossed and mutated as integers by SBX and polynomial mutation
+(:mod:`hwnas.search.strategies.operators`), pymoo's recipe for integer variables.
 
 Behind ask/tell a generation is bred when its predecessor has been asked for, from whatever has been
 told by then; architectures told without being asked join the next survival like children. Those
 already evaluated, or already among the pending children, are not asked again when a fresh one can
-be found (as pymoo's duplicate elimination): the budget counts unique evaluations, so a duplicate
-costs nothing but also teaches nothing.
+be found: the budget counts unique evaluations, so a duplicate costs nothing but also teaches
+nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from functools import partial
 
 import numpy as np
 
+from ..errors import HwnasError
 from ..pareto import crowding_distance, non_dominated_sort
 from ..spaces.space import Architecture, Space
 from .base import Strategy
@@ -106,20 +108,53 @@ def fresh_child(strategy: Strategy, make: Callable[[], Architecture], taken: set
     return child
 
 
+_CHOICES = {"crossover": ("sbx", "uniform"), "mutation": ("pm", "reset", "one"),
+            "tournament": ("dominance", "rank"), "selection": ("permutation", "random"),
+            "duplicates": ("fresh", "free")}
+
+
 class NSGA2(Strategy):
     """NSGA-II (Deb et al., IEEE TEVC 2002) behind ask/tell, with duplicate elimination.
+
+    The defaults were chosen on HELP's nb201 meta-training devices (``nsga2_diagnosis``, see
+    results/benchmarks/README.md): the genes' choice indices read as integers, crossed by SBX and
+    mutated by polynomial mutation (eta 3, as pymoo's integer recipe), the binary tournament of
+    Deb et al. (constrained domination, then crowding) over shuffled survivors (every survivor
+    enters the same number of tournaments, as in pymoo), and a steady-state generation: 20
+    survivors, ``offspring`` children bred per generation (the (mu + lambda) survival of
+    Deb et al. with lambda < mu, which adapts the population more often per evaluation).
 
     Args:
         space: the search space.
         n_objectives: number of objective columns.
         seed: seed of the strategy's own generator.
-        population: survivors per generation, and children bred per generation.
-        crossover_prob: probability that a child is a crossover of two parents (else a copy of one).
-        mutation_prob: probability that the child is then mutated (one edit).
+        population: survivors per generation (and the size of the initial random population).
+        crossover_prob: probability that a mating crosses its parents (else copies them).
+        mutation_prob: probability that a child is then mutated.
+        crossover: ``sbx`` (simulated binary crossover on choice indices, two children per
+            mating) or ``uniform`` (:meth:`Space.crossover`, one child).
+        mutation: ``pm`` (polynomial mutation, each gene with probability 1/n), ``reset`` (each
+            gene redrawn with probability 1/n, at least one) or ``one`` (:meth:`Space.mutate`).
+        tournament: ``dominance`` (Deb et al.'s: constrained domination, then crowding) or
+            ``rank`` (front rank, then crowding).
+        selection: ``permutation`` (tournament pairs from shuffles of the survivors) or
+            ``random`` (pairs drawn with replacement).
+        duplicates: ``fresh`` (a child already evaluated or already asked is bred again, then
+            walked away from, see :func:`fresh_child`) or ``free`` (as pymoo: children unique
+            within the generation and against the survivors only; one evaluated earlier is
+            asked again, which costs no budget).
+        eta: distribution index of SBX and polynomial mutation.
+        tries: breedings tried per child before :func:`fresh_child` walks away.
+        offspring: children per generation after the initial population (default 3; None:
+            ``population``).
 
     Attributes:
         population_: the current survivors.
         generation_: generations bred so far (0 while the initial random population is asked).
+
+    Raises:
+        HwnasError: an unknown operator name, or sizes that are not integers >= 1
+            (``population`` >= 2).
 
     Example:
         >>> from hwnas.search import get_space
@@ -129,24 +164,33 @@ class NSGA2(Strategy):
     """
 
     def __init__(self, space: Space, n_objectives: int = 2, seed: int | None = None,
-                 population: int = 20, crossover_prob: float = 0.9, mutation_prob: float = 1.0,
-                 crossover: str = "uniform", mutation: str = "one", tournament: str = "rank",
-                 duplicates: str = "fresh", eta: float = 3.0, tries: int = 10,
-                 selection: str = "random", offspring: int | None = None):
+                 population: int = 20, crossover_prob: float = 1.0, mutation_prob: float = 1.0,
+                 crossover: str = "sbx", mutation: str = "pm", tournament: str = "dominance",
+                 selection: str = "permutation", duplicates: str = "fresh", eta: float = 3.0,
+                 tries: int = 10, offspring: int | None = 3):
         super().__init__(space, n_objectives, seed)
+        for what, value in (("crossover", crossover), ("mutation", mutation),
+                            ("tournament", tournament), ("selection", selection),
+                            ("duplicates", duplicates)):
+            if value not in _CHOICES[what]:
+                raise HwnasError(f"nsga2: {what} {value!r}; valid: {', '.join(_CHOICES[what])}")
+        for what, value, least in (("population", population, 2), ("tries", tries, 1),
+                                   ("offspring", 1 if offspring is None else offspring, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise HwnasError(f"nsga2: {what} must be an integer >= {least}, got {value!r}")
         self.population, self.crossover_prob = population, crossover_prob
         self.mutation_prob = mutation_prob
         self.crossover, self.mutation, self.tournament = crossover, mutation, tournament
-        self.duplicates, self.eta, self.tries = duplicates, eta, tries
+        self.selection, self.duplicates, self.eta, self.tries = selection, duplicates, eta, tries
+        self.offspring = population if offspring is None else offspring
         self.population_: list[Architecture] = []
         self.generation_ = 0
         self._pool: dict[Architecture, None] = {}  # told since the last survival
         self._queue: list[Architecture] = []
         self._asked: set[Architecture] = set()
         self._spare: list[Architecture] = []  # the second child of the last SBX mating
-        self.selection = selection
-        self.offspring = offspring or population
-        self._perm: list[int] = []
+        self._perm: list[int] = []  # survivors still to enter a tournament in this shuffle
+        self._F, self._v, self._crowd = np.zeros((0, n_objectives)), np.zeros(0), np.zeros(0)
 
     def ask(self, n: int = 1) -> list[Architecture]:
         out = []
@@ -174,7 +218,8 @@ class NSGA2(Strategy):
             keep = np.lexsort((-crowd, rank))[: self.population]
             self.population_ = [merged[i] for i in keep]
             self._F, self._v = F[keep], v[keep]
-            # the tournament compares survivors by rank and crowding among the survivors
+            # the tournament compares survivors by rank (or domination) and crowding among the
+            # survivors
             rank, crowd = rank_and_crowding(F[keep], v[keep])
             self._crowd = crowd
             make = partial(self._child, list(zip(rank.tolist(), (-crowd).tolist(), strict=True)))
@@ -208,7 +253,8 @@ class NSGA2(Strategy):
         self._queue = children[::-1]  # asked from the end, in breeding order
 
     def _better(self, i: int, j: int, key: list[tuple[int, float]]) -> int:
-        if self.tournament == "dominance":
+        """The tournament's winner among survivors ``i`` and ``j``."""
+        if self.tournament == "dominance":  # Deb et al.'s: by violation, domination, crowding
             vi, vj = self._v[i], self._v[j]
             if vi > 0 or vj > 0:
                 if vi != vj:
