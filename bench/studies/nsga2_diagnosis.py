@@ -1,4 +1,4 @@
-"""Why does hwnas's NSGA-II trail pymoo's on NB201? Variants of it beside pymoo, on validation devices.
+"""Why did hwnas's NSGA-II trail pymoo's on NB201? Its variants beside pymoo, on validation devices.
 
 Same protocol as :mod:`hwnas.bench.studies.search_benchmark` (accuracy x latency, optionally x
 parameters; budgets counting unique evaluations; pymoo's NSGA-II with SBX + PM, eta 3 / 3,
@@ -34,6 +34,9 @@ from hwnas.bench.harness import (
     score_checkpoints,
 )
 from hwnas.latency import atomic_write_text
+from hwnas.search import get_space
+from hwnas.search.errors import HwnasError
+from hwnas.search.strategies.nsga2 import NSGA2
 
 __all__ = ["VALIDATION_DEVICES", "parse_variants", "main"]
 
@@ -81,8 +84,11 @@ def main() -> None:
     args = ap.parse_args()
     try:
         variants = parse_variants(args.variants)
-    except json.JSONDecodeError as e:
-        sys.exit(f"nsga2_diagnosis: --variants is not name=JSON;...: {e}")
+        for options in variants.values():
+            NSGA2(get_space("nb201"), 2, seed=0, **options)  # fail here, not in a worker
+    except (json.JSONDecodeError, TypeError, HwnasError) as e:
+        print(f"nsga2_diagnosis: bad --variants (name=JSON options;...): {e}", file=sys.stderr)
+        sys.exit(2)
     _VARIANTS.update(variants)
     budgets = sorted({int(b) for b in args.budgets.split(",") if b})
     devices = [d for d in args.devices.split(",") if d]
@@ -91,7 +97,11 @@ def main() -> None:
     if args.objectives == "3":
         params = np.array([s.params for s in tables.space.fast_stats(tables.archs)], dtype=float)
     for d in devices:
-        tables.check_device(d)
+        try:
+            tables.check_device(d)
+        except HwnasError as e:
+            print(f"nsga2_diagnosis: {e}", file=sys.stderr)
+            sys.exit(2)
         p = nb201_problem(tables, d, TASK, params)
         _PROBLEMS[p.name], _SCORERS[p.name] = p, FrontScorer(p)
     names = [*variants, PYMOO_NSGA2]
