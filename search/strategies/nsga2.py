@@ -147,6 +147,8 @@ class NSGA2(Strategy):
         tries: breedings tried per child before :func:`fresh_child` walks away.
         offspring: children per generation after the initial population (default 3; None:
             ``population``).
+        keep_front: let the survivors grow to hold every non-dominated one (measured, not
+            better on validation; off by default).
 
     Attributes:
         population_: the current survivors.
@@ -167,7 +169,7 @@ class NSGA2(Strategy):
                  population: int = 20, crossover_prob: float = 1.0, mutation_prob: float = 1.0,
                  crossover: str = "sbx", mutation: str = "pm", tournament: str = "dominance",
                  selection: str = "permutation", duplicates: str = "fresh", eta: float = 3.0,
-                 tries: int = 10, offspring: int | None = 3):
+                 tries: int = 10, offspring: int | None = 3, keep_front: bool = False):
         super().__init__(space, n_objectives, seed)
         for what, value in (("crossover", crossover), ("mutation", mutation),
                             ("tournament", tournament), ("selection", selection),
@@ -183,6 +185,7 @@ class NSGA2(Strategy):
         self.crossover, self.mutation, self.tournament = crossover, mutation, tournament
         self.selection, self.duplicates, self.eta, self.tries = selection, duplicates, eta, tries
         self.offspring = population if offspring is None else offspring
+        self.keep_front = keep_front
         self.population_: list[Architecture] = []
         self.generation_ = 0
         self._pool: dict[Architecture, None] = {}  # told since the last survival
@@ -215,7 +218,9 @@ class NSGA2(Strategy):
             F = np.stack([self.archive_[a][0] for a in merged])
             v = np.array([self.archive_[a][1] for a in merged])
             rank, crowd = rank_and_crowding(F, v)
-            keep = np.lexsort((-crowd, rank))[: self.population]
+            size = max(self.population, int((rank == 0).sum())) if self.keep_front else \
+                self.population
+            keep = np.lexsort((-crowd, rank))[:size]
             self.population_ = [merged[i] for i in keep]
             self._F, self._v = F[keep], v[keep]
             # the tournament compares survivors by rank (or domination) and crowding among the

@@ -101,6 +101,17 @@ def test_steady_state_generations():
     assert full.offspring == 10
 
 
+def test_keep_front_keeps_every_non_dominated_survivor():
+    space = get_space("nb201")
+    archs = list(dict.fromkeys(space.sample_batch(40, np.random.default_rng(6))))[:12]
+    F = np.column_stack([np.arange(12), -np.arange(12)]).astype(float)  # all non-dominated
+    for keep, size in ((True, 12), (False, 4)):
+        s = NSGA2(space, 2, seed=0, population=4, keep_front=keep)
+        s.tell(archs, F)
+        s.ask(1)
+        assert len(s.population_) == size
+
+
 @pytest.mark.parametrize("space_name", ["nb201", "fbnet", "ofa"])
 @pytest.mark.parametrize("options", [{}, {"crossover": "uniform", "mutation": "one"},
                                      {"duplicates": "free", "tournament": "rank"}])
