@@ -107,11 +107,12 @@ def _check_auto_prior(p: Any, space: Any, objectives: list[Any], tables: Any, bu
 
     from ..core import Problem
     from ..core.auto import auto_options
+    from ..core.minimize import _search_space
 
     problem = Problem(space, objectives, [], tables, setup={"task": p.task, "device": p.device})
     built, _ = auto_options(problem, min(budget, problem.max_evaluations() or budget), options,
                             True)
-    choice = AutoStrategy(space, len(objectives), seed=0, **built).choice_
+    choice = AutoStrategy(_search_space(problem), len(objectives), seed=0, **built).choice_
     if not choice.uses_prior:
         raise HwnasError(f"auto picks {choice.strategy} for this problem, which takes no prior "
                          f"({choice.rule}); name strategy 'surrogate' to search with the priors")

@@ -214,12 +214,33 @@ class _UserStrategy:
         self._call("tell", archs, F, violation)
 
 
+def _search_space(problem: Evaluable) -> Any:
+    """The space a strategy given by name searches: the problem's own, or, when that space is
+    too large to list and an objective is read from the problem's table (FBNet's 5,000 rows),
+    the table's rows (:class:`~hwnas.search.strategies.candidates.TableSpace`), since nothing
+    off the table can be evaluated and a strategy sampling the whole space would find nothing
+    but misses."""
+    space = problem.space
+    if space.enumerable:
+        return space
+    # the public-table sources say how many rows they cover; their tables list the rows
+    rows = [o.source.tables.archs for o in getattr(problem, "objectives", ())
+            if getattr(o.source, "coverage", None) is not None
+            and len(getattr(getattr(o.source, "tables", None), "archs", ()))]
+    if not rows:
+        return space
+    from hwnas.search.strategies.candidates import TableSpace
+
+    keep = set.intersection(*(set(r) for r in rows))
+    return TableSpace(space, [a for a in rows[0] if a in keep])
+
+
 def _strategy(strategy: Any, problem: Evaluable, seed: int | None,
               options: Mapping[str, Any]) -> tuple[Any, str]:
     if isinstance(strategy, str):
         try:
-            built = create_strategy(strategy, problem.space, problem.n_objectives, seed=seed,
-                                    **options)
+            built = create_strategy(strategy, _search_space(problem), problem.n_objectives,
+                                    seed=seed, **options)
         except (TypeError, ValueError) as e:  # an option of the wrong name, type or range
             raise HwnasError(f"strategy {strategy!r}: invalid strategy_options "
                              f"{dict(options)}: {e}") from None

@@ -83,11 +83,17 @@ def test_auto_takes_no_options_and_cannot_drop_given_priors(pixel2, nb201):
     given = minimize(pixel2, "auto", budget=3, strategy_options={"prior": prior})
     assert given.config["priors"]["how"] == "given"
     assert given.config["priors"]["used"] == ["pixel3"]
-    # fbnet is not enumerable: auto picks local search, which takes no prior
+    # a budget that covers the space: auto picks exhaustive search, which takes no prior
+    # (refused before anything is evaluated)
+    with pytest.raises(HwnasError, match="auto picked exhaustive for this problem, which takes"):
+        minimize(pixel2, "auto", budget=15625, strategy_options={"prior": prior})
+    # fbnet's table: the rows are searched, and the surrogate takes the priors given
     fbnet = Problem.from_names("fbnet", ["latency", "params"], device="fpga")
     fprior = build_prior("fbnet", ["pixel3"], fbnet.tables, device="fpga")
-    with pytest.raises(HwnasError, match="auto picked local for this problem, which takes no"):
-        minimize(fbnet, "auto", budget=3, strategy_options={"prior": fprior})
+    found = minimize(fbnet, "auto", budget=12, strategy_options={"prior": fprior})
+    assert found.config["strategy_choice"]["rule"] == "table-rows"
+    assert found.config["priors"]["used"] == ["pixel3"]
+    assert len(found.records) == 12 and found.skipped == 0
 
 
 def test_the_leak_check_refuses_the_own_column_device_and_copies(nb201, tmp_path):
@@ -241,10 +247,9 @@ def test_a_grid_refuses_priors_auto_would_not_use(public_data, tmp_path):
     from hwnas.bench.compare import check_grid
 
     path = tmp_path / "grid.toml"
-    path.write_text(GRID.replace('space = "nb201"', 'space = "fbnet"')
-                    .replace('task = "cifar10_test_200ep"\n', "")
-                    .replace('device = "dev_a"', 'device = "fpga"')
-                    .replace('["accuracy", "latency"]', '["latency", "params"]')
+    # a budget of the whole space: auto picks exhaustive search, which takes no prior
+    path.write_text(GRID.replace('device = "dev_a"', 'device = "fpga"')
+                    .replace("budgets = [4]", "budgets = [15625]")
                     + '\n[[strategies]]\nname = "auto"\nprior = ["pixel3"]\n')
-    with pytest.raises(ConfigError, match="auto picks local for this problem, which takes no"):
+    with pytest.raises(ConfigError, match="auto picks exhaustive for this problem, which takes"):
         check_grid(load_config(path), str(public_data))

@@ -99,10 +99,17 @@ def test_source_lists_are_parsed_strictly(capsys, synthetic_data, tmp_path, shot
 
 
 def test_a_search_nothing_can_evaluate_says_so_once(capsys, public_data, tmp_path):
-    # was: exit 2 with two lines, a warning and then the error saying the same
+    # was: exit 2 with two lines, a warning and then the error saying the same. A device table
+    # of three fbnet architectures of 10^21: nothing a search proposes is in it
+    from hwnas.search import get_space
+
+    space = get_space("fbnet")
+    table = tmp_path / "three.csv"
+    table.write_text("arch,latency_ms\n" + "".join(
+        f"{space.format(space.sample(rng=1000 + i))},{1.0 + i}\n" for i in range(3)))
     code, _, err = run(capsys, "--data", str(public_data), "search", "--space", "fbnet",
-                       "--device", "fpga", "--objectives", "latency,params", "--budget", "20",
-                       "--out", str(tmp_path / "run"))
+                       "--device", str(table), "--objectives", "latency,params", "--budget",
+                       "20", "--strategy", "random", "--out", str(tmp_path / "run"))
     one_line(code, err, "nothing could be evaluated")
     assert "warning" not in err and not (tmp_path / "run").exists()
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwnas.bench import Problem, Result, SearchWarning, minimize, read_run, true_front
+from hwnas.bench import Objective, Problem, Result, SearchWarning, minimize, read_run, true_front
 from hwnas.bench.problem import SearchConfig, run_problem
-from hwnas.search import HwnasError, register_strategy
+from hwnas.search import HwnasError, MetricSource, register_strategy
 from hwnas.search.strategies import RandomSearch
 from hwnas.search.strategies.base import STRATEGIES
 
@@ -115,18 +115,32 @@ def test_a_strategy_that_proposes_nothing_new_stops(problem):
     assert len(result) == 1 and result.stopped == "stalled" and result.asks <= 1002
 
 
-def test_nothing_evaluable_ends_fast_and_run_problem_refuses(tmp_path, public_data):
-    # fbnet's latency table covers 5000 of 10^21 architectures: random search finds none of them
-    problem = Problem.from_names("fbnet", ["latency"], device="1080ti_1", data=str(public_data))
+class _Nothing(MetricSource):
+    """A metric source that knows no architecture (NaN for all)."""
+
+    name, unit = "nothing", "x"
+
+    def _evaluate(self, archs):
+        return [float("nan")] * len(archs)
+
+
+def test_nothing_evaluable_ends_fast(public_data):
+    base = Problem.from_names("fbnet", ["latency"], device="1080ti_1", data=str(public_data))
+    problem = Problem(base.space, [Objective("nothing", _Nothing(), "min")])
     with pytest.warns(SearchWarning, match="could be evaluated"):
         result = minimize(problem, "random", budget=20, seed=0)
     assert len(result) == 0 and result.stopped == "unevaluable" and result.skipped == 100
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SearchWarning)
-        with pytest.raises(HwnasError, match="nothing could be evaluated"):
-            run_problem(SearchConfig("fbnet", ["latency", "params"], "random", 20, 0,
-                                     device="1080ti_1"), problem.tables, tmp_path / "run")
-    assert not (tmp_path / "run").exists()
+
+
+def test_a_space_too_large_to_list_is_searched_on_its_table(tmp_path, public_data):
+    # fbnet's latency table covers 5000 of 10^21 architectures: every strategy searches its rows
+    problem = Problem.from_names("fbnet", ["latency"], device="1080ti_1", data=str(public_data))
+    for strategy in ("random", "nsga2", "auto"):
+        result = minimize(problem, strategy, budget=20, seed=0)
+        assert len(result) == 20 and result.skipped == 0, strategy
+    run_problem(SearchConfig("fbnet", ["latency", "params"], "random", 20, 0,
+                             device="1080ti_1"), problem.tables, tmp_path / "run")
+    assert len(pd.read_csv(tmp_path / "run" / "evaluations.csv")) == 20
 
 
 def test_a_constraint_nothing_meets_is_said(problem):

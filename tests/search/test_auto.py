@@ -43,13 +43,20 @@ def test_auto_is_registered_and_the_default():
     # a table that covers 100 architectures: a budget of 100 evaluates all it can
     (dict(**NB201, n_objectives=2, budget=100, max_evaluations=100),
      "exhaustive", "whole-space", {}),
-    (dict(**FBNET, n_objectives=2, budget=300, priors=("pixel3",)), "local", "any-space", {}),
-    (dict(**FBNET, n_objectives=2, budget=10**6), "local", "any-space", {}),
+    (dict(**FBNET, n_objectives=2, budget=300, priors=("pixel3",)),
+     "surrogate", "any-space", {}),
+    (dict(**FBNET, n_objectives=2, budget=10**6), "surrogate", "any-space", {}),
+    # FBNet's table: its 5,000 rows, listed
+    (dict(space="fbnet", enumerable=True, space_size=5000.0, n_objectives=2, budget=300,
+          priors=("pixel3",), table_rows=True), "surrogate", "table-rows", {}),
+    (dict(space="fbnet", enumerable=True, space_size=5000.0, n_objectives=2, budget=5000,
+          table_rows=True), "exhaustive", "whole-space", {}),
 ])
 def test_auto_picks_per_problem_kind(kw, strategy, rule, options):
     choice = pick(**kw)
     assert (choice.strategy, choice.rule, choice.options) == (strategy, rule, options)
-    assert choice.uses_prior == (rule == "enumerable-with-priors")
+    assert choice.uses_prior == (rule in ("enumerable-with-priors", "table-rows", "any-space")
+                                 and bool(kw.get("priors")))
     assert choice.reason and "{" not in choice.reason  # formatted, no placeholder left
     record = choice.as_record()
     assert record["inputs"]["n_objectives"] == kw["n_objectives"]
@@ -58,8 +65,9 @@ def test_auto_picks_per_problem_kind(kw, strategy, rule, options):
 
 def test_the_reason_names_its_evidence():
     assert "search_prior.json" in pick(**NB201, n_objectives=2, priors=("x",)).reason
-    # non-enumerable spaces: no benchmark yet, and the reason says so
-    assert "no search benchmark" in pick(**FBNET, n_objectives=2).reason
+    # a space without a table: the evidence is FBNet's table, and the reason says what is missing
+    reason = pick(**FBNET, n_objectives=2).reason
+    assert "search_fbnet.json" in reason and "no benchmark covers a space searched" in reason
 
 
 def test_a_bad_evaluation_cost_is_refused():
