@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from .errors import MetaError
-from .latency_features import LatencyFeatures, additive_loo
+from .latency_features import LatencyFeatures, additive_loo, nearest_loo
 from .predictor_base import (
     ALGOS,
     AdaptedPredictor,
@@ -102,6 +102,9 @@ class MetaLatencyPredictor(MetaPredictor):
         n_query: query architectures per episode.
         reference: indices always in the support set (HELP's reference set).
         temperature: softness of the leave-one-out weighting of candidates (smaller: sharper).
+        nearest: add the nearest-source head (:func:`~hwnas.meta.latency_features.nearest_loo`:
+            the one source device whose affine map fits the shots best) to the ensemble.
+            Adaptation-time only: it does not change meta-training or the cache.
         seed: seeds every random draw and the encoder's initialisation (an integer >= 0; the
             global torch RNG is not touched).
 
@@ -124,13 +127,16 @@ class MetaLatencyPredictor(MetaPredictor):
                  hidden: int = 64, meta_steps: int = 150, meta_lr: float = 3e-3,
                  inner_steps: int = 10, inner_lr: float = 0.05, n_support: int = 20,
                  n_query: int = 1000, reference: Sequence[int] = (), temperature: float = 1.0,
-                 seed: int | None = 0):
+                 nearest: bool = True, seed: int | None = 0):
         super().__init__(features, algo=algo, embed_dim=embed_dim, hidden=hidden,
                          meta_steps=meta_steps, meta_lr=meta_lr, inner_steps=inner_steps,
                          inner_lr=inner_lr, n_support=n_support, n_query=n_query,
                          temperature=temperature, seed=seed)
         self.reference = tuple(int(i) for i in check_indices(len(features), list(reference),
                                                              what="reference index"))
+        if not isinstance(nearest, bool):
+            raise MetaError(f"nearest must be True or False, got {nearest!r}")
+        self.nearest = nearest
 
     def _extra_config(self) -> dict[str, Any]:
         return {"reference": list(self.reference)}
@@ -238,6 +244,10 @@ class AdaptedLatencyPredictor(AdaptedPredictor):
             preds.append(p), errs.append(e), names.append(name)
         p, e = additive_loo(feats.structure, lat, idx)
         preds.append(p), errs.append(e), names.append("additive")
+        if self.meta.nearest:
+            p, e, j = nearest_loo(feats.S, t, idx)
+            source = feats.sources[j] if feats.sources else str(j)
+            preds.append(p), errs.append(e), names.append(f"nearest[{source}]")
         p, e = self.meta._learned_candidate(idx, t)
         preds.append(p), errs.append(e), names.append(f"src+learned[{self.meta.algo}]")
         self.log_latency_ = self._combine(names, preds, errs)
