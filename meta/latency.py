@@ -105,6 +105,8 @@ class MetaLatencyPredictor(MetaPredictor):
         nearest: add the nearest-source head (:func:`~hwnas.meta.latency_features.nearest_loo`:
             the one source device whose affine map fits the shots best) to the ensemble.
             Adaptation-time only: it does not change meta-training or the cache.
+        nearest_by: how that source is chosen: ``"loo"`` (its leave-one-out error) or
+            ``"rank"`` (its rank correlation with the shots).
         seed: seeds every random draw and the encoder's initialisation (an integer >= 0; the
             global torch RNG is not touched).
 
@@ -127,7 +129,7 @@ class MetaLatencyPredictor(MetaPredictor):
                  hidden: int = 64, meta_steps: int = 150, meta_lr: float = 3e-3,
                  inner_steps: int = 10, inner_lr: float = 0.05, n_support: int = 20,
                  n_query: int = 1000, reference: Sequence[int] = (), temperature: float = 1.0,
-                 nearest: bool = True, seed: int | None = 0):
+                 nearest: bool = True, nearest_by: str = "loo", seed: int | None = 0):
         super().__init__(features, algo=algo, embed_dim=embed_dim, hidden=hidden,
                          meta_steps=meta_steps, meta_lr=meta_lr, inner_steps=inner_steps,
                          inner_lr=inner_lr, n_support=n_support, n_query=n_query,
@@ -136,7 +138,10 @@ class MetaLatencyPredictor(MetaPredictor):
                                                              what="reference index"))
         if not isinstance(nearest, bool):
             raise MetaError(f"nearest must be True or False, got {nearest!r}")
+        if nearest_by not in ("loo", "rank"):
+            raise MetaError(f"unknown nearest_by {nearest_by!r}; valid: loo, rank")
         self.nearest = nearest
+        self.nearest_by = nearest_by
 
     def _extra_config(self) -> dict[str, Any]:
         return {"reference": list(self.reference)}
@@ -245,7 +250,7 @@ class AdaptedLatencyPredictor(AdaptedPredictor):
         p, e = additive_loo(feats.structure, lat, idx)
         preds.append(p), errs.append(e), names.append("additive")
         if self.meta.nearest:
-            p, e, j = nearest_loo(feats.S, t, idx)
+            p, e, j = nearest_loo(feats.S, t, idx, self.meta.nearest_by)
             source = feats.sources[j] if feats.sources else str(j)
             preds.append(p), errs.append(e), names.append(f"nearest[{source}]")
         p, e = self.meta._learned_candidate(idx, t)

@@ -80,16 +80,23 @@ LINEAR_ENOUGH = 0.995
 #: MetaLatencyPredictor that do not change meta-training); "default" is the library's default
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    # the defaults before this benchmark: no nearest-source head, D-optimal over every source
+    "previous": {"nearest": False, "plan": {"components": None, "structure": False}},
     "no-nearest": {"nearest": False},
     "nearest": {"nearest": True},
     "T0.5": {"temperature": 0.5},
     "T0.25": {"temperature": 0.25},
     "T2": {"temperature": 2.0},
     "no-nearest-T0.5": {"nearest": False, "temperature": 0.5},
+    "nearest-rank": {"nearest_by": "rank"},
+    "nearest-rank-T2": {"nearest_by": "rank", "temperature": 2.0},
+    "nearest-rank-pc5": {"nearest_by": "rank", "plan": {"components": 5, "structure": False}},
     # the shot plan (the ridge baseline is refitted on each plan's shots: ridge:<variant>)
-    "plan-pc5": {"plan": {"components": 5}},
-    "plan-pc10": {"plan": {"components": 10}},
-    "plan-struct": {"plan": {"structure": True}},
+    # (the plan variants were compared while the default plan was D-optimal over every source
+    # column without the structure: components None, structure False)
+    "plan-pc5": {"plan": {"components": 5, "structure": False}},
+    "plan-pc10": {"plan": {"components": 10, "structure": False}},
+    "plan-struct": {"plan": {"components": None, "structure": True}},
     "plan-pc5-struct": {"plan": {"components": 5, "structure": True}},
 }
 

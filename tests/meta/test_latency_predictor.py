@@ -111,6 +111,22 @@ def test_nearest_loo_finds_the_affine_copy_of_a_source():
         b, a = np.polyfit(x[keep], t[keep], 1)
         loo.append((t[i] - (a + b * x[i])) ** 2)
     assert err == pytest.approx(np.mean(loo), rel=1e-8)
+    # chosen by rank agreement: the same column here, and its own leave-one-out error
+    pred_r, err_r, j_r = nearest_loo(S, y[shots], shots, by="rank")
+    assert j_r == 4 and err_r == pytest.approx(err)
+    with pytest.raises(MetaError, match="unknown nearest"):
+        nearest_loo(S, y[shots], shots, by="mse")
+
+
+def test_nearest_by_rank_ignores_one_outlying_shot():
+    """A copy of column 1 with one shot measured far off: the rank agreement still finds it."""
+    rng = np.random.default_rng(2)
+    S = rng.normal(size=(200, 3))
+    shots = np.arange(20)
+    y = np.exp(S[:, 1])
+    ys = np.log(y[shots])
+    ys[0] += 6.0  # one shot measured far off
+    assert nearest_loo(S, ys, shots, by="rank")[2] == 1
 
 
 def test_nearest_head_in_the_ensemble(setup):
