@@ -20,7 +20,10 @@ those three parts and adds what the public tables make cheap:
    fit several linear heads on log-latency (source devices only, plus structure, plus one-hot,
    plus the learned embedding, at a few ridge penalties) and one additive cost model on the
    milliseconds (:func:`~hwnas.meta.latency_features.additive_loo`: a fixed cost plus a
-   non-negative cost per operation, what an accelerator's latency is); their predictions are
+   non-negative cost per operation, what an accelerator's latency is) and the nearest source
+   device mapped affinely (:func:`~hwnas.meta.latency_features.nearest_loo`; on the
+   leave-one-device-out benchmark's validation devices it lifted fbnet from 0.894 to 0.905,
+   ``results/benchmarks/README.md``); their predictions are
    averaged with weights from their leave-one-out errors on the shots, so a device whose runtime
    prunes dead cells picks other features than one that does not.
 
