@@ -81,7 +81,8 @@ def device_context(space: str, source_devices: Sequence[str] | None = None,
 
 def plan_device(context: DeviceContext, shots: int = 20, seed: int = 0) -> pd.DataFrame:
     """The architectures to measure on a new device: HELP's reference set, then D-optimal picks
-    (columns ``index``, ``arch``).
+    over the source latencies' 5 leading principal components and the structure
+    (:func:`~hwnas.meta.latency_features.plan_shots`; columns ``index``, ``arch``).
 
     Raises:
         HwnasError: ``shots`` outside 1..table size, or a negative seed.

@@ -30,7 +30,8 @@ from hwnas.search import as_rng
 from .errors import MetaError
 from .predictor_base import check_blocks, check_indices, ridge_loo, standardise
 
-__all__ = ["LatencyFeatures", "additive_loo", "plan_shots", "ridge_loo", "standardise"]
+__all__ = ["LatencyFeatures", "additive_loo", "nearest_loo", "plan_shots", "ridge_loo",
+           "standardise"]
 
 
 @dataclass
@@ -102,33 +103,98 @@ def additive_loo(counts: np.ndarray, latency_ms: np.ndarray, support: np.ndarray
     return np.log(np.maximum(X @ nnls(Xs, y)[0], floor)), err
 
 
+def nearest_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray, by: str = "loo"
+                ) -> tuple[np.ndarray, float, int]:
+    """The one source column that, mapped affinely, fits the support best (by leave-one-out).
+
+    ``y ~ a + b * S[:, j]`` for every column ``j`` by least squares on the support rows; the
+    column with the smallest leave-one-out error (closed form: ``r_i / (1 - h_ii)`` with
+    ``h_ii = 1/m + (x_i - mean)^2 / sum (x - mean)^2``) is kept. It is the "closest device"
+    heuristic (a new device ranks like its nearest known one), as a head that the ensemble
+    weighs by its leave-one-out error like any other; its error is optimistic by the choice
+    among ``k`` columns, so it is only kept where it really fits better.
+
+    Args:
+        S: ``(n, k)`` standardised log source latencies of every architecture.
+        y: ``(m,)`` log-latencies of the support rows.
+        support: ``(m,)`` row indices into ``S``.
+        by: how the column is chosen: ``"loo"`` (smallest leave-one-out error) or ``"rank"``
+            (largest Spearman correlation with the shots: a ranking, robust to the few large
+            residuals a tie-heavy or noisy table gives).
+
+    Returns:
+        ``(predictions of y for every row, mean squared leave-one-out error, the column)``.
+
+    Raises:
+        MetaError: an unknown ``by``.
+    """
+    if by not in ("loo", "rank"):
+        raise MetaError(f"unknown nearest choice {by!r}; valid: loo, rank")
+    X = np.asarray(S, dtype=np.float64)[support]
+    y = np.asarray(y, dtype=np.float64)
+    xc = X - X.mean(axis=0)
+    sxx = np.maximum((xc**2).sum(axis=0), 1e-12)
+    b = xc.T @ (y - y.mean()) / sxx
+    resid = (y - y.mean())[:, None] - xc * b
+    hat = 1.0 / len(y) + xc**2 / sxx
+    loo = np.mean((resid / np.clip(1.0 - hat, 1e-6, None)) ** 2, axis=0)
+    if by == "rank":
+        ranks = np.argsort(np.argsort(X, axis=0), axis=0).astype(np.float64)
+        ry = np.argsort(np.argsort(y)).astype(np.float64)
+        rc, ryc = ranks - ranks.mean(axis=0), ry - ry.mean()
+        agree = rc.T @ ryc / np.maximum(np.sqrt((rc**2).sum(axis=0) * (ryc**2).sum()), 1e-12)
+        j = int(np.argmax(agree))
+    else:
+        j = int(np.argmin(loo))
+    pred = y.mean() + (np.asarray(S[:, j], dtype=np.float64) - X[:, j].mean()) * b[j]
+    return pred, float(loo[j]), j
+
+
 def plan_shots(features: LatencyFeatures, n: int, reference: Sequence[int], seed: int | None = 0,
-               pool: int = 3000) -> np.ndarray:
+               pool: int = 3000, components: int | None = 5, structure: bool = True
+               ) -> np.ndarray:
     """The ``n`` architectures to measure on a new device: ``reference`` first, then D-optimal.
 
     Args:
         features: the table's features; the design is over its source features (and intercept).
-        n: total number of architectures (>= ``len(reference)``).
+        n: total number of architectures (>= 1; below ``len(reference)``, the reference
+            set's first ``n``).
         reference: HELP's reference architectures (the hardware embedding's inputs).
         seed: draws the candidate pool the greedy design picks from.
         pool: candidates considered (a random subset of the table, for speed).
+        components: design over the source features' first ``components`` principal
+            components instead of every source column (``None``: every column). The default
+            (5, with ``structure``) ranked best on the validation devices of the
+            leave-one-device-out benchmark (``bench/studies/latency_lodo.py``): with 10 free
+            picks, a design over 23 source columns spends them on directions 20 shots cannot
+            pin down anyway, while the few leading components and the structure are what every
+            head of the ensemble fits.
+        structure: add the standardised structural counts to the design.
 
     Returns:
         ``n`` distinct indices, the reference set first.
 
     Raises:
-        MetaError: ``n`` smaller than the reference set or larger than the table.
+        MetaError: ``n`` below 1 or larger than the table.
     """
     ref = list(dict.fromkeys(int(i) for i in features.check_indices(reference)))
-    if n < len(ref):
-        raise MetaError(f"{n} shots: the plan needs at least the {len(ref)} reference "
-                        "architectures")
+    if n < 1:
+        raise MetaError(f"{n} shots: the plan needs at least one")
+    if n <= len(ref):
+        # fewer shots than the reference set: its first n (HELP's embedding, truncated)
+        return np.asarray(ref[:n], dtype=np.int64)
     if n > len(features):
         raise MetaError(f"{n} shots but the table has only {len(features)} architectures")
     rng = as_rng(seed)
     rest = np.setdiff1d(np.arange(len(features)), ref)
     cand = rng.choice(rest, size=min(pool, len(rest)), replace=False)
-    Z = np.hstack([features.S, np.ones((len(features), 1))])
+    Z = np.asarray(features.S, dtype=np.float64)
+    if components is not None and components < Z.shape[1]:
+        u, sv, _ = np.linalg.svd(Z - Z.mean(axis=0), full_matrices=False)
+        Z = u[:, :components] * (sv[:components] / np.sqrt(len(Z)))
+    if structure:
+        Z = np.hstack([Z, features.C])
+    Z = np.hstack([Z, np.ones((len(features), 1))])
     chosen = list(ref)
     for _ in range(n - len(ref)):
         info = Z[chosen].T @ Z[chosen] + 0.1 * np.eye(Z.shape[1])

@@ -41,15 +41,19 @@ from hwnas.meta.latency_features import LatencyFeatures
 
 from .latency_transfer import HELP, SPLITS
 
-__all__ = ["ceiling", "main"]
+__all__ = ["ceiling", "ceiling_predictions", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+def ceiling_predictions(X: np.ndarray, y: np.ndarray, model, seed: int = 0) -> np.ndarray:
+    """``model``'s 5-fold out-of-fold predictions of ``y`` from ``X`` (shuffled folds)."""
+    return cross_val_predict(model, X, y, cv=KFold(5, shuffle=True, random_state=seed))
+
+
 def ceiling(X: np.ndarray, y: np.ndarray, model, seed: int = 0) -> float:
     """Spearman's rho of ``model``'s 5-fold out-of-fold predictions of ``y`` from ``X``."""
-    pred = cross_val_predict(model, X, y, cv=KFold(5, shuffle=True, random_state=seed))
-    return float(spearmanr(pred, y)[0])
+    return float(spearmanr(ceiling_predictions(X, y, model, seed), y)[0])
 
 
 def main() -> None:

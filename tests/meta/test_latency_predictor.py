@@ -9,7 +9,12 @@ from scipy.stats import spearmanr
 from hwnas.meta.encoders import dead_cells, onehot_features, structure_features
 from hwnas.meta.errors import MetaError
 from hwnas.meta.latency import LatencyTask, MetaLatencyPredictor
-from hwnas.meta.latency_features import LatencyFeatures, additive_loo, plan_shots
+from hwnas.meta.latency_features import (
+    LatencyFeatures,
+    additive_loo,
+    nearest_loo,
+    plan_shots,
+)
 from hwnas.search import get_space
 
 N = 400
@@ -90,6 +95,53 @@ def test_additive_loo_recovers_operation_costs():
     assert np.ptp(pred) < 1e-9  # no non-negative cost explains a decrease: a constant
 
 
+def test_nearest_loo_finds_the_affine_copy_of_a_source():
+    rng = np.random.default_rng(5)
+    S = rng.normal(size=(300, 6))
+    y = 2.0 + 0.7 * S[:, 4] + rng.normal(0, 0.01, 300)  # device 4, rescaled and shifted
+    shots = rng.choice(300, 20, replace=False)
+    pred, err, j = nearest_loo(S, y[shots], shots)
+    assert j == 4
+    np.testing.assert_allclose(pred, 2.0 + 0.7 * S[:, 4], atol=0.05)
+    # the closed-form leave-one-out error equals refitting without each shot
+    x, t = S[shots, 4], y[shots]
+    loo = []
+    for i in range(len(shots)):
+        keep = np.arange(len(shots)) != i
+        b, a = np.polyfit(x[keep], t[keep], 1)
+        loo.append((t[i] - (a + b * x[i])) ** 2)
+    assert err == pytest.approx(np.mean(loo), rel=1e-8)
+    # chosen by rank agreement: the same column here, and its own leave-one-out error
+    pred_r, err_r, j_r = nearest_loo(S, y[shots], shots, by="rank")
+    assert j_r == 4 and err_r == pytest.approx(err)
+    with pytest.raises(MetaError, match="unknown nearest"):
+        nearest_loo(S, y[shots], shots, by="mse")
+
+
+def test_nearest_by_rank_ignores_one_outlying_shot():
+    """A copy of column 1 with one shot measured far off: the rank agreement still finds it."""
+    rng = np.random.default_rng(2)
+    S = rng.normal(size=(200, 3))
+    shots = np.arange(20)
+    y = np.exp(S[:, 1])
+    ys = np.log(y[shots])
+    ys[0] += 6.0  # one shot measured far off
+    assert nearest_loo(S, ys, shots, by="rank")[2] == 1
+
+
+def test_nearest_head_in_the_ensemble(setup):
+    _, _, feats, tasks, _ = setup
+    target = feats.source_latency_ms[:, 2] * 1.5  # a faster copy of source "c"
+    meta = _meta(feats).meta_fit(tasks)
+    shots = plan_shots(feats, 20, range(5), seed=0)
+    pred = meta.adapt(shots, target[shots])
+    assert "nearest[c]" in pred.candidates_
+    without = _meta(feats, nearest=False).meta_fit(tasks).adapt(shots, target[shots])
+    assert not any(c.startswith("nearest") for c in without.candidates_)
+    with pytest.raises(MetaError, match="nearest must be"):
+        _meta(feats, nearest=1)
+
+
 def test_additive_device_unlike_any_source(setup):
     """An accelerator whose latency is the sum of its live operations' costs (no noise, costs
     unlike the sources'): the additive candidate takes the most weight and ranks it."""
@@ -151,10 +203,18 @@ def test_plan_shots(setup):
     plan = plan_shots(feats, 12, [7, 3], seed=4)
     assert plan[:2].tolist() == [7, 3] and len(set(plan.tolist())) == 12
     np.testing.assert_array_equal(plan, plan_shots(feats, 12, [7, 3], seed=4))
-    with pytest.raises(MetaError, match="reference"):
-        plan_shots(feats, 1, [7, 3])
+    # fewer shots than the reference set: its first ones, in order
+    assert plan_shots(feats, 1, [7, 3]).tolist() == [7]
+    with pytest.raises(MetaError, match="at least one"):
+        plan_shots(feats, 0, [7, 3])
     with pytest.raises(MetaError, match="only"):
         plan_shots(feats, len(feats) + 1, [])
+    # designs over fewer principal components of the sources, or with the structure added
+    for kw in ({"components": 2}, {"structure": True}, {"components": 2, "structure": True}):
+        other = plan_shots(feats, 12, [7, 3], seed=4, **kw)
+        assert other[:2].tolist() == [7, 3] and len(set(other.tolist())) == 12
+        np.testing.assert_array_equal(other, plan_shots(feats, 12, [7, 3], seed=4, **kw))
+    assert plan_shots(feats, 12, [7, 3], seed=4, components=2).tolist() != plan.tolist()
 
 
 def test_public_nb201_transfer(public_data):
