@@ -20,6 +20,10 @@ variant runs on those devices too). It answers another
 question than the like-for-like rows -- what transfer from public tables adds -- and its rows are
 marked so: pymoo and the other strategies see only the search's own evaluations.
 
+``surrogate+defaultprior`` is the surrogate with the default prior set, what ``--strategy auto``
+runs on NB201 (:func:`default_priors`: every other dataset's accuracy columns and every other
+device's latency, built per problem device).
+
 Usage:
     python bench/scripts/search_benchmark.py --seeds 10 --budgets 300,1000 --objectives both \\
         --out results/benchmarks/search.json
@@ -55,7 +59,8 @@ from hwnas.bench.problem import build_prior
 from hwnas.latency import atomic_write_text
 from hwnas.search import STRATEGIES, create_strategy, get_space
 
-__all__ = ["default_priors", "available_strategies", "summarise", "markdown_table", "goal_check", "main"]
+__all__ = ["default_priors", "available_strategies", "summarise", "markdown_table", "goal_check",
+           "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")
