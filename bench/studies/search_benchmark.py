@@ -20,6 +20,10 @@ variant runs on those devices too). It answers another
 question than the like-for-like rows -- what transfer from public tables adds -- and its rows are
 marked so: pymoo and the other strategies see only the search's own evaluations.
 
+``surrogate+defaultprior`` is the surrogate with the default prior set, what ``--strategy auto``
+runs on NB201 (:func:`default_priors`: every other dataset's accuracy columns and every other
+device's latency, built per problem device).
+
 Usage:
     python bench/scripts/search_benchmark.py --seeds 10 --budgets 300,1000 --objectives both \\
         --out results/benchmarks/search.json
@@ -55,7 +59,8 @@ from hwnas.bench.problem import build_prior
 from hwnas.latency import atomic_write_text
 from hwnas.search import STRATEGIES, create_strategy, get_space
 
-__all__ = ["available_strategies", "summarise", "markdown_table", "goal_check", "main"]
+__all__ = ["default_priors", "available_strategies", "summarise", "markdown_table", "goal_check",
+           "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")
@@ -65,6 +70,11 @@ TASK = "cifar10_test_200ep"
 PRIOR_VARIANT = "surrogate+prior"
 #: the surrogate whose accuracy model averages the ridge with a forest (like-for-like)
 FOREST_VARIANT = "surrogate+forest"
+#: the surrogate with the default prior set (what ``--strategy auto`` runs on NB201): every other
+#: dataset's accuracy columns and every other device's latency column (:func:`default_priors`)
+DEFAULT_PRIOR_VARIANT = "surrogate+defaultprior"
+#: HELP's nb201 validation-side devices, on which the surrogate's settings are chosen
+VALIDATION_DEVICES = ("1080ti_1", "silver_4114", "samsung_a50", "pixel3")
 PRIOR_TASKS = "cifar100_test_200ep,cifar100_val_12ep,imagenet16_val_12ep"
 #: HELP's nb201 meta-training devices (none of them a test device)
 PRIOR_DEVICES = ("1080ti_1,1080ti_32,1080ti_256,silver_4114,silver_4210r,samsung_a50,pixel3,"
@@ -81,14 +91,25 @@ _PYMOO_KWARGS: dict[str, float] = {}
 _PRIOR: dict[str, Any] = {}
 
 
+def default_priors(tasks: list[str], devices: list[str], task: str, device: str
+                   ) -> list[str]:
+    """The default prior set of a search for ``task`` on ``device``: the accuracy columns of every
+    *other* dataset (a column's dataset is its name before the first ``_``; for
+    ``cifar10_test_200ep`` no ``cifar10_*`` column) and the latency column of every other device
+    (other batch sizes of the same hardware included)."""
+    dataset = task.split("_")[0]
+    return ([t for t in tasks if t.split("_")[0] != dataset]
+            + [d for d in devices if d != device])
+
+
 def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
     key, strategy, seed, budgets = args
     problem = _PROBLEMS[key]
     try:
         kwargs: dict[str, Any] = _PYMOO_KWARGS if strategy == PYMOO_NSGA2 else {}
         name = strategy
-        if strategy == PRIOR_VARIANT:
-            name, kwargs = "surrogate", {"prior": _PRIOR[problem.name]}
+        if strategy in (PRIOR_VARIANT, DEFAULT_PRIOR_VARIANT):
+            name, kwargs = "surrogate", {"prior": _PRIOR[(strategy, problem.name)]}
         elif strategy == FOREST_VARIANT:  # accuracy is the first objective of every problem here
             name, kwargs = "surrogate", {"forest": (0,)}
         trace = run_any(problem, name, seed, max(budgets), **kwargs)
@@ -123,7 +144,7 @@ def available_strategies(names: list[str]) -> tuple[list[str], dict[str, str]]:
     space = get_space("nb201")
     ok, missing = [], {}
     for name in names:
-        if name in (PRIOR_VARIANT, FOREST_VARIANT):
+        if name in (PRIOR_VARIANT, FOREST_VARIANT, DEFAULT_PRIOR_VARIANT):
             ok.append(name)
             continue
         if name == PYMOO_NSGA2:
@@ -335,7 +356,18 @@ def main() -> None:
             if d not in by_device:
                 by_device[d] = build_prior("nb201", prior_record["tasks"] + [
                     x for x in prior_record["devices"] if x != d], tables)
-            _PRIOR[key] = by_device[d]
+            _PRIOR[(PRIOR_VARIANT, key)] = by_device[d]
+    default_record: dict[str, list[str]] | None = None
+    if DEFAULT_PRIOR_VARIANT in strategies:
+        default_record, by_device = {}, {}
+        for key, meta in problems.items():
+            d = meta["device"]
+            if d not in by_device:
+                default_record[d] = default_priors(list(tables.tasks), list(tables.devices),
+                                                   TASK, d)
+                by_device[d] = build_prior("nb201", default_record[d], tables, task=TASK,
+                                           device=d)
+            _PRIOR[(DEFAULT_PRIOR_VARIANT, key)] = by_device[d]
     strategies3 = strategies if args.strategies_3obj is None else [
         s for s in strategies if s in args.strategies_3obj.split(",") or s == PYMOO_NSGA2]
     jobs = [(key, s, seed, budgets) for seed in range(args.seeds) for key in problems
@@ -390,6 +422,12 @@ def main() -> None:
                      f"({', '.join(prior_record['tasks'])}) and other devices' latencies "
                      f"({', '.join(prior_record['devices'])}; never the problem's own device) "
                      "of every architecture; the other rows see only their own evaluations.\n")
+    if default_record is not None:
+        one = next(iter(default_record.values()))
+        texts.append(f"{DEFAULT_PRIOR_VARIANT}: the surrogate given the default prior set -- "
+                     f"the accuracy columns of every other dataset "
+                     f"({', '.join(c for c in one if c in tables.tasks)}) and every other "
+                     "device's latency (never the problem's own device).\n")
     report = "\n".join(texts)
     print(report)
     print(f"{len(runs) - len(errors)} runs ok, {len(errors)} failed; total {total:.0f}s "
@@ -404,7 +442,7 @@ def main() -> None:
             "mutation": f"PM(prob=1.0, eta={eta_m:g}, vtype=float, RoundingRepair)",
             "eliminate_duplicates": True},
         "recall_goal": RECALL_GOAL, "pymoo_reference_recall": PYMOO_REFERENCE,
-        "prior": prior_record,
+        "prior": prior_record, "default_prior": default_record,
         "problems": problems, "summary": summary, "goal_met": goals, "runs": runs,
         "report_markdown": report, "jobs": args.jobs, "cpu_count": os.cpu_count(),
         "total_s": total, "versions": _versions(),

@@ -51,9 +51,14 @@ from .ridge import BayesianRidgeEnsemble
 if TYPE_CHECKING:  # blend (scikit-learn) is imported only when a forest is asked for
     from .blend import RidgeForestBlend
 
-__all__ = ["SurrogateParetoSearch", "BayesianRidgeEnsemble", "PairwiseFeatures"]
+__all__ = ["SurrogateParetoSearch", "BayesianRidgeEnsemble", "PairwiseFeatures", "dead_cells"]
 
 _TRANSFORMS = ("rank", "raw")
+#: handling of dead cells (:func:`dead_cells`) in an enumerated space
+_DEAD = ("off", "flag", "split")
+#: candidate scores: the gap to the observed front, or the probability of membership of the whole
+#: space's front (two objectives, enumerated spaces; else the gap)
+_ACQUISITIONS = ("gap", "membership")
 
 
 class PairwiseFeatures:
@@ -138,6 +143,30 @@ def graph_features(space: Space, archs: list[Architecture], max_columns: int = 2
     return np.concatenate([live, pair, paths], axis=1)
 
 
+def dead_cells(space: Space, archs: Sequence[Architecture]) -> np.ndarray:
+    """Mask of the architectures whose cell has no input-to-output path avoiding ``none``/``zero``
+    operations (from :meth:`Space.graph`).
+
+    Such a cell computes a constant: every one of them is the same function (chance accuracy),
+    while what it costs depends on which dead operations a runtime still executes -- some
+    (NAS-Bench-201's raspi4 and pixel3 columns) report them as nearly free, others at the price of
+    their operations. A linear model of the genes cannot fit both regimes; a flag can.
+    """
+    out = np.zeros(len(archs), dtype=bool)
+    for r, a in enumerate(archs):
+        g = space.graph(a)
+        adj, n = np.asarray(g.adjacency) > 0, len(g.ops)
+        cut = [op in _ZERO_OPS for op in g.ops]
+        seen, stack = {0}, [0]
+        while stack:  # reachability from the input through uncut nodes
+            for j in np.flatnonzero(adj[stack.pop()]).tolist():
+                if j not in seen and not cut[j]:
+                    seen.add(j)
+                    stack.append(j)
+        out[r] = n - 1 not in seen
+    return out
+
+
 def gaps(mu: np.ndarray, sd: np.ndarray, front: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Standard deviations each predicted point must improve by to be non-dominated by ``front``.
 
@@ -151,6 +180,29 @@ def gaps(mu: np.ndarray, sd: np.ndarray, front: np.ndarray, chunk: int = 4096) -
         d = (mu[s:s + chunk, None, :] - front[None]) / sd[s:s + chunk, None, :]
         out[s:s + chunk] = d.min(axis=2).max(axis=1)
     return out
+
+
+def front_membership(mu: np.ndarray, sd: np.ndarray, fixed: np.ndarray, worlds: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Fraction of sampled worlds in which each row is on the two-objective Pareto front.
+
+    A world draws every row's objectives from ``Normal(mu, sd)`` independently, except the rows of
+    ``fixed`` (a mask: observed rows), which keep ``mu`` exactly. This is the probability of
+    Pareto optimality that Thompson-sampling multi-objective searches sample from (TSEMO, Bradford
+    et al., J. Global Optimization 2018), over the whole space: a row that beats the observed front
+    but lies behind other unevaluated rows scores low.
+    """
+    n = len(mu)
+    count = np.zeros(n)
+    free = ~fixed
+    for _ in range(worlds):
+        W = mu.copy()
+        W[free] += sd[free] * rng.standard_normal((int(free.sum()), 2))
+        order = np.lexsort((W[:, 1], W[:, 0]))
+        f2 = W[order, 1]
+        before = np.minimum.accumulate(np.concatenate([[np.inf], f2[:-1]]))
+        count[order[f2 < before]] += 1  # lower f2 than every row of lower (or equal) f1
+    return count / worlds
 
 
 class _Lazy:
@@ -199,16 +251,30 @@ class SurrogateParetoSearch(Strategy):
             (:class:`hwnas.search.strategies.blend.RidgeForestBlend`): for objectives that are
             not additive in the genes, such as accuracy; latency is close to additive and the
             ridge alone suits it. Each refit then costs several times more.
+        dead: in an enumerated space, how dead cells (:func:`dead_cells`: no live path, a constant
+            function) enter the design: ``"flag"`` one indicator column (the model fits their
+            offset -- chance accuracy, a runtime's own cost for them -- instead of bending every
+            gene's coefficient to it), ``"split"`` the flag and its products with the one-hot
+            genes (dead cells get their own per-gene costs), ``"off"`` nothing.
+        acquisition: ``"gap"`` (the smallest gap to the observed front) or ``"membership"``
+            (two objectives, enumerated space: the highest probability of being on the whole
+            space's front in ``worlds`` sampled worlds, :func:`front_membership`; ties by gap).
+        worlds: worlds sampled per refit for ``"membership"``.
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
     silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
+    ``dead="off"`` and ``acquisition="gap"`` stay the defaults: with the default prior set
+    (every other dataset's accuracy, every other device's latency) on those four devices,
+    neither ``dead="flag"`` nor ``acquisition="membership"`` raised the median front recall at
+    300 / 1000 unique evaluations (2 seeds; results/benchmarks/README.md).
 
     Attributes:
         surrogate_: the last fitted :class:`BayesianRidgeEnsemble` (or
             :class:`~hwnas.search.strategies.blend.RidgeForestBlend`; ``None`` before).
 
     Raises:
-        HwnasError: an unknown ``transform``, or a ``forest`` position that is not an objective.
+        HwnasError: an unknown ``transform``, ``dead`` or ``acquisition``, or a ``forest``
+            position that is not an objective.
 
     Example:
         >>> s = SurrogateParetoSearch(get_space("nb201"), 2, seed=0)
@@ -220,7 +286,8 @@ class SurrogateParetoSearch(Strategy):
                  pairwise: bool = False, refit_growth: float = 0.02, max_enumerate: int = 50_000,
                  candidates: int = 500, max_pairwise: int = 2000, graph: bool = True,
                  local_bonus: float = 0.75, prior: PriorFeatures | None = None,
-                 forest: int | Sequence[int] = (), pool: Sequence[Architecture] | None = None):
+                 forest: int | Sequence[int] = (), pool: Sequence[Architecture] | None = None,
+                 dead: str = "off", acquisition: str = "gap", worlds: int = 64):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -230,6 +297,12 @@ class SurrogateParetoSearch(Strategy):
         self.initial, self.members, self.transform = initial, members, transform
         self.pairwise, self.refit_growth, self.graph = pairwise, refit_growth, graph
         self.local_bonus = local_bonus
+        if dead not in _DEAD:
+            raise HwnasError(f"dead {dead!r}; valid: {', '.join(_DEAD)}")
+        self.dead = dead
+        if acquisition not in _ACQUISITIONS:
+            raise HwnasError(f"acquisition {acquisition!r}; valid: {', '.join(_ACQUISITIONS)}")
+        self.acquisition, self.worlds = acquisition, worlds
         forest = (forest,) if isinstance(forest, (int, np.integer)) else tuple(forest)
         if any(isinstance(j, bool) or not isinstance(j, (int, np.integer))
                or not 0 <= j < n_objectives for j in forest):
@@ -253,6 +326,7 @@ class SurrogateParetoSearch(Strategy):
         self._ntarget = 0
         self._gap: np.ndarray | None = None  # gaps of every enumerated architecture ...
         self._gap_n = 0  # ... against the first _gap_n archived architectures
+        self._member: np.ndarray | None = None  # front-membership probability of each, at a fit
 
     # ------------------------------------------------------------------ helpers
     def _tell(self, archs: list[Architecture], F: np.ndarray, violation: np.ndarray) -> None:
@@ -289,6 +363,11 @@ class SurrogateParetoSearch(Strategy):
                 extra = graph_features(space, archs, self.max_pairwise)
                 if extra is not None:
                     X = np.concatenate([X, extra], axis=1)
+            if self.dead != "off":
+                dead = dead_cells(space, archs)[:, None].astype(np.float32)
+                if self.dead == "split":  # dead cells get their own per-gene costs
+                    dead = np.concatenate([dead, dead * space.encode_batch(archs)], axis=1)
+                X = np.concatenate([X, dead], axis=1)
             if self.prior is not None:
                 X = np.concatenate([X, self.prior(archs)], axis=1)
             self._X_all = X
@@ -346,6 +425,24 @@ class SurrogateParetoSearch(Strategy):
             mask[self._nbrs[i]] = True
         return mask
 
+    def _membership(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray
+                    ) -> np.ndarray:
+        """:func:`front_membership` of every enumerated architecture, the evaluated ones (at their
+        observed values) included; infeasible ones are left out of every world."""
+        mu, sd = self._mu[:, :2].copy(), self._sd[:, :2]
+        fixed = np.zeros(len(mu), dtype=bool)
+        rows = np.array([self._index[a] for a in archs], dtype=np.int64)
+        ok = v <= 0
+        mu[rows[ok]] = self._scale(F[ok])
+        fixed[rows] = True
+        keep = np.ones(len(mu), dtype=bool)
+        keep[rows[~ok]] = False
+        if self._ntarget > 2:  # predicted infeasible
+            keep &= ~(self._mu[:, 2] > 0) | fixed
+        out = np.zeros(len(mu))
+        out[keep] = front_membership(mu[keep], sd[keep], fixed[keep], self.worlds, self.rng)
+        return out
+
     def _front(self, F: np.ndarray, v: np.ndarray) -> np.ndarray:
         """The feasible non-dominated rows of ``F``, on the surrogate's scale."""
         F = F[v <= 0]
@@ -371,7 +468,7 @@ class SurrogateParetoSearch(Strategy):
         if (self.surrogate_ is None or int((v > 0).any()) + m != self._ntarget
                 or len(archs) - self._fit_n >= max(1, self.refit_growth * self._fit_n)):
             self._fit(archs, F, v)
-            self._gap = None
+            self._gap = self._member = None
         if self._enumerate():
             if self._gap is None:
                 self._mu, self._sd = self.surrogate_.predict(self._X_all)
@@ -386,6 +483,10 @@ class SurrogateParetoSearch(Strategy):
                                                            self._scale(F[new][ok])))
             self._gap_n = len(archs)
             g = self._gap
+            if self.acquisition == "membership" and m == 2:
+                if self._member is None:
+                    self._member = self._membership(archs, F, v)
+                g = g - 1e4 * self._member  # the likeliest members first, then the smallest gap
             # a table's rows are a sample of the space: its rows nearest a front member are not
             # one edit away, and PLS's premise does not hold (validation devices of search_fbnet)
             if self.local_bonus and not isinstance(self._listed, TableSpace):

@@ -16,6 +16,8 @@ from hwnas.search import (
 from hwnas.search.strategies.surrogate import (
     BayesianRidgeEnsemble,
     SurrogateParetoSearch,
+    dead_cells,
+    front_membership,
     gaps,
     graph_features,
 )
@@ -135,3 +137,58 @@ def test_graph_features_ignore_dead_operations():
 def test_rejects_unknown_transform():
     with pytest.raises(HwnasError, match="rank"):
         SurrogateParetoSearch(get_space("nb201"), 2, transform="log")
+
+
+def test_dead_cells_are_the_cells_without_a_live_path():
+    space = get_space("nb201")
+    live = space.parse("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    # node 1 is computed but nothing live leaves it; node 3 reads only dead nodes
+    dead = space.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|avg_pool_3x3~2|")
+    empty = space.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert dead_cells(space, [live, dead, empty]).tolist() == [False, True, True]
+    # of NAS-Bench-201's 15,625 cells, those with no live path: every graph feature is zero
+    archs = [space.sample(np.random.default_rng(i)) for i in range(300)]
+    X = graph_features(space, archs)
+    assert np.array_equal(dead_cells(space, archs), X.sum(axis=1) == 0)
+
+
+@pytest.mark.parametrize("dead", ["off", "flag", "split"])
+def test_dead_cell_handling_runs_and_widens_the_design(dead):
+    space = get_space("nb201")
+    s = SurrogateParetoSearch(space, 2, seed=0, initial=10, dead=dead)
+    result = run_search(s, two_objectives, 25)
+    assert len(result.records) == 25
+    width = {"off": 0, "flag": 1, "split": 1 + int(space.n_choices.sum())}[dead]
+    base = SurrogateParetoSearch(space, 2, seed=0, dead="off")
+    base._enumerate()
+    assert s._X_all.shape[1] - base._X_all.shape[1] == width
+
+
+def test_rejects_unknown_dead_handling():
+    with pytest.raises(HwnasError, match="flag"):
+        SurrogateParetoSearch(get_space("nb201"), 2, dead="drop")
+
+
+def test_front_membership_is_the_front_when_certain_and_spreads_when_not():
+    rng = np.random.default_rng(0)
+    mu = rng.random((200, 2))
+    front = pareto_mask(mu)
+    p = front_membership(mu, np.full_like(mu, 1e-9), np.zeros(200, dtype=bool), 8, rng)
+    assert np.array_equal(p == 1.0, front) and np.array_equal(p == 0.0, ~front)
+    # an observed (fixed) point that dominates everything leaves nothing else on the front
+    mu[0] = -1.0
+    fixed = np.zeros(200, dtype=bool)
+    fixed[0] = True
+    p = front_membership(mu, np.full_like(mu, 0.05), fixed, 16, rng)
+    assert p[0] == 1.0 and p[1:].max() == 0.0
+    # uncertain rows near the front are members in some worlds, far-behind ones in none
+    p = front_membership(mu[1:], np.full_like(mu[1:], 0.05), fixed[1:], 64, rng)
+    assert 0 < p[front[1:]].mean() < 1 and p[(mu[1:] > 0.9).all(axis=1)].max() == 0.0
+
+
+def test_membership_acquisition_runs_and_rejects_unknown_names():
+    space = get_space("nb201")
+    s = SurrogateParetoSearch(space, 2, seed=0, initial=10, acquisition="membership", worlds=8)
+    assert len(run_search(s, two_objectives, 25).records) == 25
+    with pytest.raises(HwnasError, match="membership"):
+        SurrogateParetoSearch(space, 2, acquisition="ehvi")
