@@ -39,7 +39,7 @@ def test_minimize_defaults_to_auto_with_priors_and_records_why(pixel2, nb201):
     assert result.config["strategy"] == "auto" and len(result) == 5
     assert (choice["strategy"], choice["rule"], choice["uses_prior"]) == (
         "surrogate", "enumerable-with-priors", True)
-    assert "search_prior.json" in choice["reason"]
+    assert "search_default.json" in choice["reason"]
     assert choice["inputs"]["budget"] == 5 and choice["inputs"]["evaluation"] == "lookup"
     json.dumps(result.config["strategy_choice"])  # a JSON record as it is
     # every other task's accuracy (another dataset) and every other device's latency
