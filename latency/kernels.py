@@ -33,6 +33,7 @@ __all__ = [
     "kernel_universe",
     "kernels",
     "list_lut_spaces",
+    "fp32_node_kernel",
     "profiled_run",
     "nb201_kernels",
 ]
@@ -435,6 +436,33 @@ def profiled_run(path: str | os.PathLike[str], config: RuntimeConfig, feed: np.n
             durations.setdefault(name, []).append(e["dur"] / 1e3)
     return model, shapes, durations
 
+_FP32_NAMES = {"Relu": "relu", "Add": "add", "Mul": "mul", "ReorderInput": "reorder_in",
+               "ReorderOutput": "reorder_out", "Flatten": "flatten",
+               "BatchNormalization": "batchnorm"}
+
+
+def fp32_node_kernel(n: Any, attrs: dict[str, Any], ins: list[list[int]]) -> Kernel:
+    """The FP32 kernel of one node of ONNX Runtime's optimised graph (``ins``: its input shapes
+    from a profiled run); also read for the float NCHWc nodes an INT8 graph keeps."""
+    c, h, w = (list(ins[0][1:]) + [1, 1])[:3]
+    nchwc = n.domain == _NCHWC
+    if n.op_type == "Conv":
+        act = attrs.get("activation", b"")
+        act = (act.decode() if isinstance(act, bytes) else act).lower()
+        fused = "+".join(x for x in ("sum" if len(n.input) > 3 and n.input[3] else "", act)
+                         if x)
+        op = "dwconv" if attrs.get("group", 1) > 1 else "conv" if nchwc else "conv_nchw"
+        return Kernel(op, c, ins[1][0], h, w, ins[1][2], attrs.get("strides", [1])[0], fused)
+    if n.op_type == "AveragePool":
+        return Kernel("avgpool" if nchwc else "avgpool_nchw", c, c, h, w,
+                      attrs["kernel_shape"][0], attrs.get("strides", [1])[0])
+    if n.op_type == "GlobalAveragePool":
+        return Kernel("gap_nchwc" if nchwc else "gap", c, c, h, w)
+    if n.op_type == "Gemm":
+        return Kernel("gemm", ins[0][1], ins[1][0] if attrs.get("transB") else ins[1][1], 1, 1)
+    return Kernel(_FP32_NAMES.get(n.op_type, n.op_type), c, c, h, w)
+
+
 def _profile_graph(path: str | os.PathLike[str], config: RuntimeConfig | None,
                    input_shape: Sequence[int], runs: int
                    ) -> tuple[list[tuple[str, Kernel]], dict[str, list[float]]]:
@@ -445,30 +473,9 @@ def _profile_graph(path: str | os.PathLike[str], config: RuntimeConfig | None,
     config = config or RuntimeConfig()
     model, shapes, durations = profiled_run(path, config,
                                             np.zeros(tuple(input_shape), np.float32), runs)
-    names = {"Relu": "relu", "Add": "add", "Mul": "mul", "ReorderInput": "reorder_in",
-             "ReorderOutput": "reorder_out", "Flatten": "flatten",
-             "BatchNormalization": "batchnorm"}
     out: list[tuple[str, Kernel]] = []
     for n in model.graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        ins = shapes[n.name]
-        c, h, w = (list(ins[0][1:]) + [1, 1])[:3]
-        nchwc = n.domain == _NCHWC
-        if n.op_type == "Conv":
-            act = attrs.get("activation", b"")
-            act = (act.decode() if isinstance(act, bytes) else act).lower()
-            fused = "+".join(x for x in ("sum" if len(n.input) > 3 and n.input[3] else "", act)
-                             if x)
-            op = "dwconv" if attrs.get("group", 1) > 1 else "conv" if nchwc else "conv_nchw"
-            k = Kernel(op, c, ins[1][0], h, w, ins[1][2], attrs.get("strides", [1])[0], fused)
-        elif n.op_type == "AveragePool":
-            k = Kernel("avgpool" if nchwc else "avgpool_nchw", c, c, h, w,
-                       attrs["kernel_shape"][0], attrs.get("strides", [1])[0])
-        elif n.op_type == "GlobalAveragePool":
-            k = Kernel("gap_nchwc" if nchwc else "gap", c, c, h, w)
-        elif n.op_type == "Gemm":
-            k = Kernel("gemm", ins[0][1], ins[1][0] if attrs.get("transB") else ins[1][1], 1, 1)
-        else:
-            k = Kernel(names.get(n.op_type, n.op_type), c, c, h, w)
+        k = fp32_node_kernel(n, attrs, shapes[n.name])
         out.append((n.name, k))
     return out, durations

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import Kernel, LUTError, profiled_run
+from .kernels import _NCHWC, Kernel, LUTError, fp32_node_kernel, profiled_run
 
 __all__ = [
     "INT8_OPS",
@@ -57,7 +57,7 @@ _ELEMENTWISE = ("quantize", "dequantize", "qadd", "qmul", "mul_f32", "transpose_
 
 # ---------------------------------------------------------------------- enumeration
 #: bump when the mapping changes: cached enumerations of an older version are not read
-_INT8_ENUMERATION_VERSION = "2"
+_INT8_ENUMERATION_VERSION = "3"
 
 
 def _dims(shape: Sequence[int]) -> tuple[int, int, int]:
@@ -69,6 +69,10 @@ def _node_kernel(n: Any, attrs: dict[str, Any], ins: list[list[int]], const: set
                  ) -> Kernel | None:
     """The kernel of one optimised-graph node (``None``: part of its consumer's kernel)."""
     op = n.op_type
+    if n.domain == _NCHWC:
+        # a float convolution the quantizer left (or ORT re-laid out) runs in ORT's NCHWc layout,
+        # between ReorderInput and ReorderOutput: FP32 kernels, timed by the FP32 kernel models
+        return fp32_node_kernel(n, attrs, ins)
     if op == "DequantizeLinear" and n.input[0] in const:
         return None  # a weight or bias: timed with the operator that reads it
     if op in ("QuantizeLinear", "DequantizeLinear", "QLinearAdd", "QLinearMul"):
