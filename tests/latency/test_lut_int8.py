@@ -69,6 +69,27 @@ def test_enumeration_of_a_quantized_network_finds_integer_kernels(cache):
         kernels(S, arch, "fp16")
 
 
+def test_float_nchwc_nodes_of_a_quantized_graph_are_fp32_kernels(cache):
+    """With the recipe's float ``none`` edge, ORT runs some average pools of the quantized graph
+    in float, in its NCHWc layout: they are read as the FP32 kernels they are, and timed by the
+    FP32 kernel models."""
+    from hwnas.latency.kernel_models import kernel_model
+
+    arch = S.parse("|none~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|"
+                   "avg_pool_3x3~2|")
+    ks = kernels(S, arch, "int8")
+    fp32 = {k for k in ks if k.op not in INT8_OPS}
+    assert {"reorder_in", "reorder_out", "avgpool"} <= {k.op for k in fp32}
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    for kernel in sorted(fp32):
+        sess = ort.InferenceSession(kernel_model(kernel).SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"])
+        x = np.zeros((1, kernel.c_in, kernel.h, kernel.w), np.float32)
+        assert all(np.isfinite(o).all() for o in sess.run(None, {sess.get_inputs()[0].name: x}))
+
+
 def test_int8_kernel_models_run_as_written(cache):
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
