@@ -36,6 +36,9 @@ BLOCKED = ("torch", "pandas", "scipy", "sklearn", "matplotlib")
 NB201_ARCH = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
               "skip_connect~2|")
 FAST = {"warmup_runs": 2, "min_runs": 10, "max_runs": 20, "chunk": 5, "target_precision": 0.05}
+#: the slow model under a protocol that runs it at least 400 times: tens of seconds on a quiet
+#: host (one call is about 0.13 s here), so a watchdog of seconds always fires first
+LONG = {"warmup_runs": 2, "min_runs": 400, "max_runs": 400, "chunk": 5, "target_precision": 0.05}
 
 _BLOCKER = f'''
 import os, sys
@@ -271,7 +274,7 @@ def test_busy_then_a_hang_is_killed_and_the_agent_keeps_serving(agent):
     assert _put(client, slow).status_code == 201 and _put(client, quick).status_code == 201
     result: dict = {}
     hang = threading.Thread(target=lambda: result.update(client.post("/v1/measure", json={
-        "model": _sha(slow), "protocol": FAST, "timeout_s": 3.0}).json()))
+        "model": _sha(slow), "protocol": LONG, "timeout_s": 3.0}).json()))
     hang.start()
     _wait_busy(client)
     r = client.post("/v1/measure", json={"model": _sha(quick), "protocol": FAST})
@@ -292,7 +295,7 @@ def test_a_crashed_worker_is_reported_and_replaced(agent):
     client.post("/v1/measure", json={"model": _sha(quick), "protocol": FAST})  # a live worker
     result: dict = {}
     run = threading.Thread(target=lambda: result.update(client.post("/v1/measure", json={
-        "model": _sha(slow), "protocol": FAST, "timeout_s": 100.0}).json()))
+        "model": _sha(slow), "protocol": LONG, "timeout_s": 100.0}).json()))
     run.start()
     _wait_busy(client)
     time.sleep(0.3)  # inside the runtime's MatMul loop by now
