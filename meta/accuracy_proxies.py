@@ -66,12 +66,7 @@ def synflow_score(model: torch.nn.Module, input_shape: Sequence[int], seed: int 
     seed = check_seed(seed) or 0
     # each module's reset_parameters draws from the global RNG and takes no generator: seed and
     # draw inside a forked copy of that RNG (restored on exit), so the caller's stream is as it was
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for m in model.modules():
-            reset = getattr(m, "reset_parameters", None)
-            if callable(reset):
-                reset()
+    _reseed(model, seed)
     model = model.double().eval()
     with torch.no_grad():
         for p in model.parameters():

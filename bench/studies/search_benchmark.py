@@ -172,12 +172,18 @@ def _median(runs: list[dict], *path: str) -> float:
     return float(np.median(vals)) if vals else float("nan")
 
 
-def summarise(runs: list[dict], budgets: list[int]) -> dict[str, dict[str, dict[str, Any]]]:
-    """problem -> strategy -> medians (and quartiles of recall) over seeds."""
+def group_runs(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """The runs that did not fail, by (problem, strategy)."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         if "error" not in r:
             groups.setdefault((r["problem"], r["strategy"]), []).append(r)
+    return groups
+
+
+def summarise(runs: list[dict], budgets: list[int]) -> dict[str, dict[str, dict[str, Any]]]:
+    """problem -> strategy -> medians (and quartiles of recall) over seeds."""
+    groups = group_runs(runs)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for (key, strategy), rs in groups.items():
         s: dict[str, Any] = {"seeds": len(rs),

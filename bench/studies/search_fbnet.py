@@ -122,10 +122,9 @@ def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
 
 def summarise(runs: list[dict], budgets: list[int]) -> dict[str, dict[str, dict[str, float]]]:
     """problem -> strategy -> medians over seeds (recall, HV ratio; recall quartiles)."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in runs:
-        if "error" not in r:
-            groups.setdefault((r["problem"], r["strategy"]), []).append(r)
+    from .search_benchmark import group_runs
+
+    groups = group_runs(runs)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (key, strategy), rs in groups.items():
         s: dict[str, float] = {"seeds": len(rs), "wall_s": float(np.median(
