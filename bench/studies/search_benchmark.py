@@ -172,6 +172,29 @@ def _median(runs: list[dict], *path: str) -> float:
     return float(np.median(vals)) if vals else float("nan")
 
 
+def run_jobs(job: Any, jobs: list, n_jobs: int, collect: Any) -> None:
+    """``collect(job(j))`` for every ``j``: on a forked pool of ``n_jobs`` processes (results in
+    the order they finish), or in this process when ``n_jobs`` is 1."""
+    if n_jobs > 1:
+        with mp.get_context("fork").Pool(n_jobs) as pool:
+            for r in pool.imap_unordered(job, jobs, chunksize=1):
+                collect(r)
+    else:
+        for j in jobs:
+            collect(job(j))
+
+
+def sort_and_report(runs: list[dict]) -> list[dict]:
+    """Sort runs by (problem, strategy, seed) in place, say the first five that failed, and
+    return the failed ones."""
+    runs.sort(key=lambda r: (r["problem"], r["strategy"], r["seed"]))
+    errors = [r for r in runs if "error" in r]
+    for r in errors[:5]:
+        print(f"run failed: {r['problem']} {r['strategy']} seed {r['seed']}: {r['error']}",
+              file=sys.stderr)
+    return errors
+
+
 def group_runs(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
     """The runs that did not fail, by (problem, strategy)."""
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -398,18 +421,9 @@ def main() -> None:
         print(f"resuming: {len(runs)} runs from {partial}, {len(jobs)} to run", file=sys.stderr)
     n_runs = len(runs) + len(jobs)
     t_runs = time.perf_counter()
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            for r in pool.imap_unordered(_job, jobs, chunksize=1):
-                _progress(runs, r, n_runs, t_runs, args.verbose, partial)
-    else:
-        for j in jobs:
-            _progress(runs, _job(j), n_runs, t_runs, args.verbose, partial)
-    runs.sort(key=lambda r: (r["problem"], r["strategy"], r["seed"]))
-    errors = [r for r in runs if "error" in r]
-    for r in errors[:5]:
-        print(f"run failed: {r['problem']} {r['strategy']} seed {r['seed']}: {r['error']}",
-              file=sys.stderr)
+    run_jobs(_job, jobs, args.jobs,
+             lambda r: _progress(runs, r, n_runs, t_runs, args.verbose, partial))
+    errors = sort_and_report(runs)
 
     summary = summarise(runs, budgets)
     total = time.perf_counter() - t_start

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -58,6 +57,8 @@ from hwnas.bench.harness import (
 from hwnas.bench.problem import build_prior
 from hwnas.latency import atomic_write_text
 from hwnas.search.strategies.candidates import TableSpace
+
+from .search_benchmark import group_runs, run_jobs, sort_and_report
 
 __all__ = ["TEST_DEVICES", "VALID_DEVICES", "fbnet_problem", "parse_strategy", "summarise",
            "markdown_table", "main"]
@@ -122,8 +123,6 @@ def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
 
 def summarise(runs: list[dict], budgets: list[int]) -> dict[str, dict[str, dict[str, float]]]:
     """problem -> strategy -> medians over seeds (recall, HV ratio; recall quartiles)."""
-    from .search_benchmark import group_runs
-
     groups = group_runs(runs)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (key, strategy), rs in groups.items():
@@ -217,18 +216,8 @@ def main() -> int:
             print(f"  {len(runs)}/{len(jobs)} runs, {time.perf_counter() - t_runs:.0f}s",
                   file=sys.stderr)
 
-    if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs) as pool:
-            for r in pool.imap_unordered(_job, jobs, chunksize=1):
-                collect(r)
-    else:
-        for j in jobs:
-            collect(_job(j))
-    runs.sort(key=lambda r: (r["problem"], r["strategy"], r["seed"]))
-    errors = [r for r in runs if "error" in r]
-    for r in errors[:5]:
-        print(f"run failed: {r['problem']} {r['strategy']} seed {r['seed']}: {r['error']}",
-              file=sys.stderr)
+    run_jobs(_job, jobs, args.jobs, collect)
+    errors = sort_and_report(runs)
     summary = summarise(runs, budgets)
     total = time.perf_counter() - t_start
     texts = []
