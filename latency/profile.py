@@ -18,21 +18,24 @@ About half of a fresh profile's time is exporting networks to ONNX, which is Pyt
 torch-heavy. With ``prefetch=k`` a worker *process* (a thread would fight the timing loop for the
 GIL) exports the next ``k`` architectures into the cache, and measures their memory and sizes,
 while the current one is timed; the timing loop then finds the file cached and only builds its
-session, just before timing it. This is the default (``prefetch=2``): on a quiet 2-vCPU host a
-fresh profile took 1.75x its timed loop alone against 3.02x for the sequential path, with better
-repeatability (results/benchmarks/profile_throughput_quiet.md). ``prefetch=0`` is the sequential
-path: export, session, timing, then memory, one after the other in this process.
+session, just before timing it. The timing loop never idles while there is work: when the next
+export is not ready it times a later round of an architecture measured at least
+:data:`ROUND_GAP_S` earlier, or else exports the last architecture not yet given to the worker
+itself. This is the default (``prefetch=2``; results/benchmarks/profile_throughput_quiet.md).
+``prefetch=0`` is the sequential path: export, session, timing, then memory, one after the other
+in this process, round after round.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +61,11 @@ from .store import ProfileStore, StoreError
 from .table import DeviceTable
 
 __all__ = ["Profiler", "Target", "reference_arch", "aggregate", "model_file_kind"]
+
+#: a later round of an architecture is timed ahead of the natural order (to keep the timing loop
+#: busy while the worker exports) only this long after its previous round: rounds are there to
+#: sample the host's state more than once, and on shared CPUs its states last seconds
+ROUND_GAP_S = 5.0
 
 #: progress(done, total, last architecture)
 Progress = Callable[[int, int, str], None]
@@ -164,31 +172,25 @@ class Profiler:
                     ahead = stack.enter_context(_Prefetcher(
                         self.runtime, self.space, [(k, a, k not in have) for k, a in todo.items()],
                         self.prefetch, self.start_method))
-                for round_ in range(1, self.protocol.rounds + 1):
-                    done = store.done(round_)
-                    since_reference = None
-                    for position, t in enumerate(targets):
-                        text = self.space.format(t.arch)
-                        if text in done:
-                            continue
-                        if ahead is not None:
-                            ahead.wait(text)
-                        # paired measurement already times the reference with every architecture
-                        if not self.protocol.paired_reference and (
-                                since_reference is None
-                                or since_reference >= self.protocol.reference_every):
-                            self._measure_reference(store, round_, position)
-                            since_reference = 0
-                        ok = self._measure_one(store, t, text, round_)
-                        if self.resources and text not in have and ahead is None:
-                            if ok:  # a network that failed has nothing to measure
-                                self._record_resources(store, t, text, probe)
-                            have.add(text)
-                        done.add(text)
-                        since_reference = (since_reference or 0) + 1
-                        done_count += 1
-                        if progress:
-                            progress(done_count, total, text)
+                since_reference, newest = None, 0
+                for round_, position, t, text in self._schedule(store, targets, ahead):
+                    if round_ > newest:  # each round starts with a reference (drift record)
+                        since_reference, newest = None, round_
+                    # paired measurement already times the reference with every architecture
+                    if not self.protocol.paired_reference and (
+                            since_reference is None
+                            or since_reference >= self.protocol.reference_every):
+                        self._measure_reference(store, round_, position)
+                        since_reference = 0
+                    ok = self._measure_one(store, t, text, round_)
+                    if self.resources and text not in have and ahead is None:
+                        if ok:  # a network that failed has nothing to measure
+                            self._record_resources(store, t, text, probe)
+                        have.add(text)
+                    since_reference = (since_reference or 0) + 1
+                    done_count += 1
+                    if progress:
+                        progress(done_count, total, text)
                 if ahead is not None:  # the worker measured them after its exports
                     index = {self.space.format(t.arch): t.index for t in targets}
                     for text, res in ahead.resources().items():
@@ -206,6 +208,59 @@ class Profiler:
                         have.add(text)
             wanted = {self.space.format(t.arch) for t in targets}
             return self.write(store, wanted if self.table == "request" else None)
+
+    def _schedule(self, store: ProfileStore, targets: Sequence[Target],
+                  ahead: _Prefetcher | None) -> Iterator[tuple[int, int, Target, str]]:
+        """(round, position, target, canonical string) to time next, until every round is done.
+
+        The natural order is round by round, each in the targets' order. With a prefetching
+        worker the timing loop never idles while there is other work: when the next
+        architecture's export is not ready, it times a later round of an architecture whose
+        previous round is at least :data:`ROUND_GAP_S` old; when there is none either, it
+        exports the last architecture still unexported itself (the worker never gets it)
+        instead of waiting (:meth:`_Prefetcher.steal`), and waits only when nothing is left.
+        """
+        pending: list[tuple[int, int, Target, str]] = []
+        seen: set[tuple[int, str]] = set()
+        for round_ in range(1, self.protocol.rounds + 1):
+            done = store.done(round_)
+            for position, t in enumerate(targets):
+                text = self.space.format(t.arch)
+                if text not in done and (round_, text) not in seen:
+                    seen.add((round_, text))
+                    pending.append((round_, position, t, text))
+        timed: dict[tuple[int, str], float] = {}  # (round, arch) -> when it was timed
+        while pending:
+            i = 0
+            if ahead is not None:
+                i = self._pick(pending, ahead, timed)
+                while i is None:
+                    if not ahead.steal():
+                        i = 0
+                        ahead.wait(pending[0][3])
+                    else:
+                        i = self._pick(pending, ahead, timed)
+            item = pending.pop(i)
+            yield item
+            timed[(item[0], item[3])] = time.perf_counter()
+
+    @staticmethod
+    def _pick(pending: list[tuple[int, int, Target, str]], ahead: _Prefetcher,
+              timed: dict[tuple[int, str], float]) -> int | None:
+        """Index of the item to time now: the next one if its export is ready, else the first
+        ready one (an architecture exported here, or a later round whose previous round is old
+        enough); None when nothing can be timed now."""
+        if ahead.ready(pending[0][3], advance=True):
+            return 0
+        now = time.perf_counter()
+        waiting = {(r, text) for r, _, _, text in pending}
+        for i, (round_, _, _, text) in enumerate(pending):
+            if (round_ > 1 and (round_ - 1, text) in waiting) or not ahead.ready(text):
+                continue
+            # a previous round timed in an earlier run of the profile is old enough
+            if round_ == 1 or now - timed.get((round_ - 1, text), -math.inf) >= ROUND_GAP_S:
+                return i
+        return None
 
     def _record_resources(self, store: ProfileStore, t: Target, text: str,
                           probe: MemoryProbe | None) -> None:
@@ -370,26 +425,55 @@ class _Prefetcher:
         self._futures: dict[str, Future] = {}
         self._resource_futures: dict[str, Future] = {}
         self._next = 0
+        self._end = len(jobs)  # jobs[_end:] were exported by the timing process (steal)
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(start_method),
                                          initializer=_worker_init, initargs=(os.getpid(),))
         self._fill(0)
 
     def _fill(self, position: int) -> None:
-        while self._next < len(self.jobs) and self._next <= position + self.lookahead:
+        while self._next < self._end and self._next <= position + self.lookahead:
             text, arch, _ = self.jobs[self._next]
             self._futures[text] = self._pool.submit(_export, self.runtime, self.space, arch)
             self._next += 1
-            if self._next == len(self.jobs):
-                for key, todo, want in self.jobs:
-                    if want:
-                        self._resource_futures[key] = self._pool.submit(
-                            _resources, self.runtime, self.space, todo)
+            if self._next == self._end:
+                self._queue_resources()
+
+    def _queue_resources(self) -> None:
+        for key, todo, want in self.jobs:
+            if want:
+                self._resource_futures[key] = self._pool.submit(
+                    _resources, self.runtime, self.space, todo)
+
+    def ready(self, text: str, advance: bool = False) -> bool:
+        """Whether ``text``'s export is done (or failed), without waiting; ``advance``: ``text``
+        is the next to time, so keep the worker ``lookahead`` ahead of it."""
+        position = self._position.get(text)
+        if position is None or position >= self._end:
+            return True
+        if advance:
+            self._fill(position)
+        future = self._futures.get(text)
+        if future is None:  # waited for already
+            return position < self._next
+        return future.done()
+
+    def steal(self) -> bool:
+        """Export the last job not yet given to the worker here, in the timing process (which
+        would otherwise wait for the worker); False when every job is the worker's already."""
+        if self._end <= self._next:
+            return False
+        self._end -= 1
+        with contextlib.suppress(Exception):  # its timing exports again and records the failure
+            _export(self.runtime, self.space, self.jobs[self._end][1])
+        if self._next == self._end:
+            self._queue_resources()
+        return True
 
     def wait(self, text: str) -> None:
         """Wait until ``text`` is exported (or failed to be: the caller's own export then
         fails again and records it, as it always did)."""
         position = self._position.get(text)
-        if position is None:
+        if position is None or position >= self._end:
             return
         self._fill(position)
         future = self._futures.pop(text, None)

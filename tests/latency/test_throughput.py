@@ -68,3 +68,33 @@ def test_prefetch_must_be_a_count(tmp_path, bad):
 def test_an_unknown_start_method_is_refused(tmp_path):
     with pytest.raises(ValueError, match="valid: "):
         Profiler(SPACE, get_runtime("ort-cpu"), FAST, tmp_path, "cpu", start_method="teleport")
+
+
+def test_the_timing_process_exports_from_the_tail_instead_of_waiting(tmp_path):
+    from hwnas.latency.profile import _Prefetcher
+
+    ts = targets(3)
+    jobs = [(SPACE.format(t.arch), t.arch, True) for t in ts]
+    with _Prefetcher(get_runtime("ort-cpu"), SPACE, jobs, 0, "fork"
+                     if "fork" in multiprocessing.get_all_start_methods() else "spawn") as ahead:
+        assert ahead.steal()  # the last job: never given to the worker
+        assert ahead.ready(jobs[2][0])
+        assert ahead.steal()  # then the one before it; the first is the worker's already
+        assert not ahead.steal()
+        ahead.wait(jobs[0][0])
+        assert ahead.ready(jobs[0][0]) and ahead.ready(jobs[1][0])
+        # the worker still measures the memory of all three, the stolen ones too
+        assert sorted(ahead.resources()) == sorted(text for text, _, _ in jobs)
+    assert len(list(onnx_cache_dir().rglob("*.onnx"))) == 3
+
+
+def test_a_prefetching_profile_times_every_architecture_once_per_round(tmp_path):
+    ts = targets(4) + targets(1)  # a repeated target is timed once per round
+    protocol = MeasurementProtocol(warmup_runs=1, min_runs=3, max_runs=6, rounds=3)
+    table = Profiler(SPACE, get_runtime("ort-cpu"), protocol, tmp_path, "cpu",
+                     prefetch=1).run(ts)
+    assert len(table.frame) == 4 and (table.frame["rounds"] == 3).all()
+    with ProfileStore(tmp_path) as store:
+        rows = store.measurements()
+        assert len(rows) == 12 and not rows.duplicated(["arch", "round"]).any()
+        assert len(store.resources()) == 4
