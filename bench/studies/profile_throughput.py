@@ -8,7 +8,12 @@ Side by side in one run, alternating the order in every repeat, on the same NB20
   * ``sequential_no_resources``: ``prefetch=0, resources=False``, the profiler as it was before
     memory and sizes were measured;
   * ``timed_loop``: the timing alone: exports already cached, no resources, ``prefetch=0`` (each
-    architecture's session is still built, as in a resumed or repeated profile).
+    architecture's session is still built, as in a resumed or repeated profile);
+  * ``timed_loop_exporting_neighbour``: the same timed loop while another process exports NB201
+    networks without pause: what sharing the CPU with export work costs the timing on this
+    machine (two cores share caches, memory bandwidth and, on a VM, perhaps one physical core).
+    A pipelined profile's worker exports for part of the profile only, so this is not a bound,
+    but it says how much of the overhead is the machine's.
 
 Each wall time is divided by the same repeat's ``timed_loop``; the medians over repeats are
 reported. Repeatability: Spearman rho between the latency tables of two fresh profiles of the
@@ -22,11 +27,15 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +74,31 @@ def run_one(targets: list[Target], protocol: MeasurementProtocol, cache: Path, o
     return time.perf_counter() - t0, table.latency_by_arch()
 
 
+#: the neighbour: exports random NB201 networks into its own cache until killed
+_NEIGHBOUR = """
+import numpy as np
+from hwnas.latency import export_onnx
+from hwnas.search import get_space
+space, rng = get_space("nb201"), np.random.default_rng(0)
+while True:
+    export_onnx(space, space.sample(rng))  # as the worker exports: checked
+"""
+
+
+@contextlib.contextmanager
+def exporting_neighbour(cache: Path) -> Iterator[None]:
+    """Another process exporting networks (into ``cache``) for as long as the block runs."""
+    env = {**os.environ, "HWNAS_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _NEIGHBOUR], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3.0)  # its imports done: it exports from the first timed call on
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def _rho(a: dict[str, float], b: dict[str, float]) -> float:
     keys = sorted(set(a) & set(b))
     return float(spearmanr([a[k] for k in keys], [b[k] for k in keys])[0])
@@ -93,6 +127,7 @@ def main() -> None:
         ("sequential", 0, True, True),
         ("sequential_no_resources", 0, False, True),
         ("timed_loop", 0, False, False),
+        ("timed_loop_exporting_neighbour", 0, False, False),
     ]
     walls: dict[str, list[float]] = {k[0]: [] for k in kinds}
     tables: dict[str, list[dict[str, float]]] = {k[0]: [] for k in kinds}
@@ -117,8 +152,11 @@ def main() -> None:
             order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]  # rotate the order
             for name, prefetch, resources, fresh in order:
                 cache = root / f"cache-{name}-{r}" if fresh else warm
-                wall, lat = run_one(targets, protocol, cache, root / f"out-{name}-{r}",
-                                    prefetch, resources)
+                busy = (exporting_neighbour(root / f"neighbour-{r}")
+                        if name.endswith("_neighbour") else contextlib.nullcontext())
+                with busy:
+                    wall, lat = run_one(targets, protocol, cache, root / f"out-{name}-{r}",
+                                        prefetch, resources)
                 walls[name].append(wall)
                 tables[name].append(lat)
             last = time.perf_counter() - t_repeat
