@@ -15,6 +15,14 @@ Side by side in one run, alternating the order in every repeat, on the same NB20
     A pipelined profile's worker exports for part of the profile only, so this is not a bound,
     but it says how much of the overhead is the machine's.
 
+With ``--remote``, also through one ``hwnas agent serve`` on loopback, fresh exports each time:
+  * ``remote_export_ahead``: :class:`~hwnas.latency.farm.FarmProfiler` as it is (a host thread
+    exports ahead of the agent while it measures);
+  * ``remote_inline``: the same with each export made just before its measurement (the thread
+    off), as it was.
+On loopback the host's exports share the CPU with the agent's timing; on a real device they
+do not.
+
 Each wall time is divided by the same repeat's ``timed_loop``; the medians over repeats are
 reported. Repeatability: Spearman rho between the latency tables of two fresh profiles of the
 same kind (every pair of repeats, median).
@@ -99,6 +107,24 @@ def exporting_neighbour(cache: Path) -> Iterator[None]:
         proc.wait()
 
 
+def run_remote(targets: list[Target], protocol: MeasurementProtocol, cache: Path, out: Path,
+               agent: tuple[Any, Any], export_ahead: bool) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one profile through ``agent`` (client, info); its latencies."""
+    from hwnas.latency import reference_arch
+    from hwnas.latency.farm import FarmProfiler
+
+    os.environ["HWNAS_CACHE"] = str(cache)
+    space = get_space("nb201")
+    model_file(get_runtime("ort-cpu"), space, reference_arch(space))  # as the local warm-up
+    profiler = FarmProfiler(space, get_runtime("ort-cpu"), protocol, out, "throughput",
+                            [agent], table="request")
+    if not export_ahead:
+        profiler._export_ahead = lambda items, finished: None  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    table = profiler.run(targets)
+    return time.perf_counter() - t0, table.latency_by_arch()
+
+
 def _rho(a: dict[str, float], b: dict[str, float]) -> float:
     keys = sorted(set(a) & set(b))
     return float(spearmanr([a[k] for k in keys], [b[k] for k in keys])[0])
@@ -115,6 +141,8 @@ def main() -> None:
                     help="The protocol's cap on timed calls (hwnas profile's default: 200).")
     ap.add_argument("--time-budget", type=float, default=780.0,
                     help="Start no repeat after this many seconds beyond 2 (a noisy host).")
+    ap.add_argument("--remote", action="store_true",
+                    help="Also profile through a loopback agent, with and without export-ahead.")
     ap.add_argument("--out", default="results/benchmarks/profile_throughput.json")
     args = ap.parse_args()
 
@@ -128,10 +156,13 @@ def main() -> None:
         ("sequential_no_resources", 0, False, True),
         ("timed_loop", 0, False, False),
         ("timed_loop_exporting_neighbour", 0, False, False),
+        *((("remote_export_ahead", 0, True, True), ("remote_inline", 0, True, True))
+          if args.remote else ()),
     ]
     walls: dict[str, list[float]] = {k[0]: [] for k in kinds}
     tables: dict[str, list[dict[str, float]]] = {k[0]: [] for k in kinds}
-    with tempfile.TemporaryDirectory(prefix="hwnas-throughput-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hwnas-throughput-") as tmp, \
+            contextlib.ExitStack() as stack:
         root = Path(tmp)
         warm = root / "warm-cache"  # for the timed loop: every network exported beforehand
         os.environ["HWNAS_CACHE"] = str(warm)
@@ -143,6 +174,19 @@ def main() -> None:
         model_file(runtime, space, reference_arch(space))
         # imports and first-call costs paid once, outside every timed profile
         run_one(targets[:2], protocol, warm, root / "warmup", 2, True)
+        agent = None
+        if args.remote:
+            from hwnas.latency.farm import AgentClient
+
+            from .agent_agreement import start_agent
+
+            token = root / "token"
+            token.write_text(os.urandom(16).hex() + "\n")
+            token.chmod(0o600)
+            proc, url = start_agent(token)
+            stack.callback(lambda: (proc.kill(), proc.wait()))
+            client = stack.enter_context(AgentClient(url, token.read_text().strip()))
+            agent = (client, client.info())
         started, last = time.perf_counter(), 0.0
         for r in range(args.repeats):
             elapsed = time.perf_counter() - started
@@ -155,8 +199,12 @@ def main() -> None:
                 busy = (exporting_neighbour(root / f"neighbour-{r}")
                         if name.endswith("_neighbour") else contextlib.nullcontext())
                 with busy:
-                    wall, lat = run_one(targets, protocol, cache, root / f"out-{name}-{r}",
-                                        prefetch, resources)
+                    if name.startswith("remote_"):
+                        wall, lat = run_remote(targets, protocol, cache, root / f"out-{name}-{r}",
+                                               agent, name == "remote_export_ahead")
+                    else:
+                        wall, lat = run_one(targets, protocol, cache, root / f"out-{name}-{r}",
+                                            prefetch, resources)
                 walls[name].append(wall)
                 tables[name].append(lat)
             last = time.perf_counter() - t_repeat
@@ -174,7 +222,7 @@ def main() -> None:
         "command": (f"python bench/scripts/profile_throughput.py --archs {args.archs} --seed "
                     f"{args.seed} --repeats {args.repeats} --rounds {args.rounds} --prefetch "
                     f"{args.prefetch} --max-runs {args.max_runs} --time-budget "
-                    f"{args.time_budget:g}"),
+                    f"{args.time_budget:g}" + (" --remote" if args.remote else "")),
         "space": "nb201", "runtime": "ort-cpu", "archs": args.archs, "seed": args.seed,
         "repeats": len(walls["timed_loop"]), "protocol": protocol.to_dict(),
         "ratio": "wall time / the same repeat's timed_loop wall time, median over repeats",

@@ -1,8 +1,9 @@
 """Profiling through device agents: one agent, or a farm of agents of one device, into one store.
 
 The host exports every architecture to ONNX (the INT8 runtimes: the same QDQ model a local
-profile measures), sends its sha256 to an agent (the bytes only when the agent answers that it
-does not hold them) with the paired reference model, and records the agent's measurement in the
+profile measures), on a thread of its own ahead of the agents while they measure. It sends its
+sha256 to an agent (the bytes only when the agent answers that it does not hold them) with the
+paired reference model, and records the agent's measurement in the
 profile store exactly as a local profile records its own, plus which agent made it. The table
 (``latency_ms.csv``, ``meta.json``) is written by the local :class:`~hwnas.latency.Profiler`'s own
 code, so a remote table has the local table's format.
@@ -30,6 +31,7 @@ failed row with the agent's reason, as a local failure is. A 401 drops that agen
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import threading
@@ -241,6 +243,10 @@ class FarmProfiler(Profiler):
         workers = [threading.Thread(target=self._worker, args=(a, work, results, finished),
                                     name=f"hwnas-agent-{a.url}", daemon=True)
                    for a in self.agents]
+        firsts = list({i.text: i for items in rounds for i in items}.values())
+        exporter = threading.Thread(target=self._export_ahead, args=(firsts, finished),
+                                    name="hwnas-export-ahead", daemon=True)
+        exporter.start()
         for w in workers:
             w.start()
         try:
@@ -265,6 +271,17 @@ class FarmProfiler(Profiler):
             finished.set()
             for w in workers:  # each worker notices within a poll; a stuck request is a daemon
                 w.join(timeout=1.0)
+            exporter.join(timeout=30.0)  # it stops after the export in progress
+
+    def _export_ahead(self, items: list[_Item], finished: threading.Event) -> None:
+        """Export the models in the order the agents take them, while they measure, so that a
+        worker rarely waits for an export (the host's CPU is free while an agent measures).
+        A failure is left to the worker's own export, which records it."""
+        for item in items:
+            if finished.is_set():
+                return
+            with contextlib.suppress(Exception):
+                self._model(item.text, item.target)
 
     def _handle(self, store: ProfileStore, work: queue.Queue, event: tuple) -> int:
         """Record one worker event; returns how many architectures it resolved (0 or 1)."""
