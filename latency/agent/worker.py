@@ -33,8 +33,11 @@ from .wire import AgentError, measurement_json
 
 __all__ = ["Worker", "available_backends", "worker_main", "model_timer"]
 
-#: warm sessions a worker keeps (a profile alternates a model and its reference)
-_SESSIONS = 4
+#: warm sessions a worker keeps: a profile alternates a model and its reference. Not more: with
+#: four (the model, the reference and the last two models kept alive), the same 60 networks were
+#: timed 6% slower through the agent than locally, against 1.5% faster with two
+#: (results/benchmarks/README.md, "Through a device agent")
+_SESSIONS = 2
 
 
 def available_backends() -> list[str]:

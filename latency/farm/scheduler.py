@@ -15,9 +15,12 @@ coordinating thread writes to the store (SQLite connections are per thread; one 
 a row can never be recorded twice). A round ends when every architecture of it is recorded;
 rounds stay separated in time as in a local profile.
 
-Memory and sizes: the first time an architecture is measured the host asks the agent for its peak
-memory too (the agent's own measurement, :mod:`hwnas.latency.memory`, for its CPU backends); the
-ONNX file and weight bytes are counted on the host from the very file it sends.
+Memory and sizes: once every round is timed, a last pass asks the agents for the peak memory of
+each architecture timed (the agent's own measurement, :mod:`hwnas.latency.memory`, for its CPU
+backends; the request times one call, which is not recorded). Not during the rounds: a timing
+that followed a memory measurement on the agent was about 5% slower
+(results/benchmarks/agent_agreement_quiet_r4.json). The ONNX file and weight bytes are counted
+on the host from the very file it sends.
 
 Faults: a lost connection (agent killed, restarted, unreachable) puts the architecture back on
 the queue for any agent and sends that agent's worker into exponential back-off with jitter
@@ -72,6 +75,10 @@ BACKENDS = {"ort-cpu": "ort-cpu", "ort-cpu-int8": "ort-cpu", "ort-cuda": "ort-cu
 #: progress(done, total, last architecture)
 Progress = Callable[[int, int, str], None]
 
+#: the memory pass's request: one call (its timing is not recorded), no reference
+_MEMORY_PROTOCOL = MeasurementProtocol(warmup_runs=0, warmup_seconds=0.0, min_runs=1,
+                                       max_runs=1, rounds=1, paired_reference=False)
+
 # torch.onnx.export is not thread-safe; exports are quick next to a measurement, so one at a time
 _EXPORT_LOCK = threading.Lock()
 
@@ -117,6 +124,8 @@ class _Item:
     text: str
     round_: int
     lost: int = 0
+    #: the last pass: only the peak memory of an architecture already timed
+    memory_only: bool = False
 
 
 @dataclass
@@ -251,22 +260,16 @@ class FarmProfiler(Profiler):
             w.start()
         try:
             for items in rounds:
-                for item in items:
-                    work.put(item)
-                outstanding = len(items)
-                while outstanding:
-                    if self.stop.is_set():
-                        raise KeyboardInterrupt
-                    try:
-                        event = results.get(timeout=0.2)
-                    except queue.Empty:
-                        self._check_alive(store)
-                        continue
-                    outstanding -= self._handle(store, work, event)
-                    if event[0] in ("ok", "failed"):
-                        done_count += 1
-                        if progress:
-                            progress(done_count, total, event[1].text)
+                done_count = self._drain(store, work, results, items, done_count, total,
+                                         progress)
+            if self.resources:  # the memory pass, after every timing
+                rows = store.measurements()
+                timed = set(rows.loc[rows["status"] == "ok", "arch"])
+                firsts = {i.text: i for items in rounds for i in items}
+                memory = [_Item(i.target, i.text, 0, memory_only=True)
+                          for text, i in firsts.items()
+                          if text in timed and text not in self._have_resources]
+                self._drain(store, work, results, memory, done_count, total, None)
         finally:
             finished.set()
             for w in workers:  # each worker notices within a poll; a stuck request is a daemon
@@ -283,9 +286,37 @@ class FarmProfiler(Profiler):
             with contextlib.suppress(Exception):
                 self._model(item.text, item.target)
 
+    def _drain(self, store: ProfileStore, work: queue.Queue, results: queue.Queue,
+               items: list[_Item], done_count: int, total: int,
+               progress: Progress | None) -> int:
+        """Queue ``items`` and record events until each is resolved; the new done count."""
+        for item in items:
+            work.put(item)
+        outstanding = len(items)
+        while outstanding:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            try:
+                event = results.get(timeout=0.2)
+            except queue.Empty:
+                self._check_alive(store)
+                continue
+            outstanding -= self._handle(store, work, event)
+            if event[0] in ("ok", "failed"):
+                done_count += 1
+                if progress:
+                    progress(done_count, total, event[1].text)
+        return done_count
+
     def _handle(self, store: ProfileStore, work: queue.Queue, event: tuple) -> int:
         """Record one worker event; returns how many architectures it resolved (0 or 1)."""
         kind = event[0]
+        if kind == "memory":
+            _, item, resources = event
+            if item.text not in self._have_resources:
+                store.add_resources(item.text, item.target.index, *resources)
+                self._have_resources.add(item.text)
+            return 1
         if kind == "ok":
             _, item, agent, m, seconds, resources = event
             store.add(item.text, item.target.index, item.round_, m, seconds,
@@ -306,6 +337,8 @@ class FarmProfiler(Profiler):
         if kind == "lost":  # the agent went away during the measurement: try it elsewhere
             _, item, agent, error, counts = event
             item.lost += counts
+            if item.lost >= self.max_lost and item.memory_only:
+                return 1  # its latency is recorded; the table says its memory is missing
             if item.lost >= self.max_lost:
                 store.add_failure(item.text, item.target.index, item.round_,
                                   f"connection to the agent lost {item.lost} times while "
@@ -364,7 +397,7 @@ class FarmProfiler(Profiler):
                 item = work.get(timeout=0.2)
             except queue.Empty:
                 continue
-            if not self.protocol.paired_reference and (
+            if not item.memory_only and not self.protocol.paired_reference and (
                     since_reference is None or since_reference >= self.protocol.reference_every):
                 if not self._measure_reference_on(agent, item.round_, position, results):
                     results.put(("lost", item, agent, agent.reason, 0))
@@ -379,10 +412,12 @@ class FarmProfiler(Profiler):
                 results.put(("failed", item, None, f"{type(e).__name__}: {e}",
                              time.perf_counter() - t0))
                 continue
-            memory = item.text not in self._have_resources
+            if item.memory_only:
+                self._measure_memory(agent, item, model, results)
+                continue
             try:
                 answer = self._measure(agent, model, self._reference_model
-                                       if self.protocol.paired_reference else None, memory)
+                                       if self.protocol.paired_reference else None)
             except AgentAuthError as e:
                 results.put(("lost", item, agent, e.message, 0))
                 self._drop(agent, e.message, results)
@@ -410,8 +445,7 @@ class FarmProfiler(Profiler):
                                  f"agent ({type(e).__name__}: {e})", seconds))
                     continue
                 agent.measured += 1
-                resources = self._resources(model, answer.get("memory")) if memory else None
-                results.put(("ok", item, agent, m, seconds, resources))
+                results.put(("ok", item, agent, m, seconds, None))
             else:
                 results.put(("failed", item, agent,
                              f"agent: {answer.get('error') or 'failed without a reason'}",
@@ -444,11 +478,32 @@ class FarmProfiler(Profiler):
         except Exception as e:  # noqa: BLE001  (the file went away: sizes left out, said why)
             return memory_mb, None, None, f"{error or ''} sizes: {type(e).__name__}: {e}".strip()
 
-    def _measure(self, agent: _Agent, model: ModelFile,
-                 reference: ModelFile | None, memory: bool = False) -> dict[str, Any]:
+    def _measure_memory(self, agent: _Agent, item: _Item, model: ModelFile,
+                        results: queue.Queue) -> None:
+        """The memory pass: one untimed-for-the-record call with ``memory`` asked."""
+        try:
+            answer = self._measure(agent, model, None, memory=True, protocol=_MEMORY_PROTOCOL)
+        except AgentAuthError as e:
+            results.put(("lost", item, agent, e.message, 0))
+            self._drop(agent, e.message, results)
+            return
+        except AgentDownError as e:
+            agent.down, agent.reason = True, e.message
+            results.put(("lost", item, agent, e.message, 1))
+            return
+        except AgentRejectedError as e:
+            answer = {"memory": {"error": f"agent refused: {e.message}"}}
+        memory = answer.get("memory") if answer.get("status", "ok") == "ok" else {
+            "error": answer.get("error") or "failed without a reason"}
+        results.put(("memory", item, self._resources(model, memory)))
+
+    def _measure(self, agent: _Agent, model: ModelFile, reference: ModelFile | None,
+                 memory: bool = False,
+                 protocol: MeasurementProtocol | None = None) -> dict[str, Any]:
         try:
             answer = agent.client.measure(model, reference, self.backend,
-                                          asdict(self.runtime.config), self.protocol.to_dict(),
+                                          asdict(self.runtime.config),
+                                          (protocol or self.protocol).to_dict(),
                                           self.timeout_s, memory=memory)
         except (AgentAuthError, AgentRejectedError):
             agent.last_answer = time.monotonic()  # a refusal is an answer too
