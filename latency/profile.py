@@ -100,7 +100,8 @@ class Profiler:
             reused when asked again). ``meta.json`` counts both.
         prefetch: architectures a worker process exports ahead of the one being timed (it
             then measures their memory and sizes); 0: the sequential path, everything in this
-            process. Default 2, the faster in results/benchmarks/profile_throughput_quiet.md.
+            process. Default 2: a fresh profile took 0.925x its timed loop alone
+            (results/benchmarks/profile_throughput_quiet.md; 4 was within the noise).
         resources: measure each architecture's memory and sizes once (the table's
             ``memory_mb``, ``onnx_bytes`` and ``weight_bytes`` columns).
         start_method: how the worker process starts (``fork``, where there is one: instant, the
