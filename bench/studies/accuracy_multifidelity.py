@@ -21,6 +21,9 @@ Protocol (leave one task out, fixed before any figure was looked at):
   built for 1x8x8 inputs and 10 classes), *not* on the target's data. The proxy table scores
   every method on that subset (its members in the target's true top 10%).
 - **Scores**: Spearman rho over all architectures and within the target's true top 10%.
+- **Methods**: ``mf`` = the multi-fidelity predictor with its second stage (structure head,
+  top-region forest, safeguard); ``mf-first-stage`` = map and heads alone (the method before the
+  second stage); ``mf-nomap`` = heads on the raw cheap results; ``nearest``.
 - **Baselines**: the best single source column (chosen in hindsight on the true target: an upper
   bound for any one-source choice), the nearest source (chosen on the shots), the target's own
   low-fidelity columns alone (mean normal score; full coverage), each proxy alone, and the
@@ -198,9 +201,11 @@ def _target(acc: pd.DataFrame, tasks: list[str], target: str, A: np.ndarray, C: 
                 lf_seed = np.full_like(lf, np.nan)
                 keep = np.random.default_rng(1000 + seed).choice(n, int(cov), replace=False)
                 lf_seed[keep] = lf[keep]
+            # the second stage named explicitly, whatever the library's defaults
             preds = {"mf": MultiFidelityPredictor(feats, lf_seed, proxies,
                                                   fidelity_map=fmap or False,
                                                   top_model=top_model or False,
+                                                  structure_head=True, safeguard=0.5,
                                                   low_fidelity_names=lf_names),
                      # the first stage alone (map + heads): the method before the second stage
                      "mf-first-stage": MultiFidelityPredictor(
@@ -214,6 +219,7 @@ def _target(acc: pd.DataFrame, tasks: list[str], target: str, A: np.ndarray, C: 
                 preds["mf-noproxy"] = MultiFidelityPredictor(feats, lf_seed, None,
                                                              fidelity_map=fmap or False,
                                                              top_model=top_model or False,
+                                                             structure_head=True, safeguard=0.5,
                                                              low_fidelity_names=lf_names)
             rng = np.random.default_rng(seed)
             for k in ks:
