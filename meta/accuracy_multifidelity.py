@@ -75,7 +75,7 @@ MF_CANDIDATES: dict[str, tuple[str, ...]] = {
 #: heads left out when the fidelity map exists (it already reads the cheap results)
 WITHOUT_MAP = ("lf", "near+lf", "near+lf+proxy")
 #: heads with the structure block, fitted only with the map (``structure_head=True``). Chosen on
-#: the validation task cifar100_test_200ep (K = 20, 10 seeds, rho top-10%): 0.698 -> 0.710; the
+#: the validation task cifar100_test_200ep (K = 20, 10 seeds, rho top-10%): 0.698 -> 0.708; the
 #: map alone carries a structural bias learned on the other dataset that the shots can correct
 STRUCTURE_HEADS: dict[str, tuple[str, ...]] = {"map+near+structure": ("M", "N", "C")}
 
@@ -276,7 +276,7 @@ class MultiFidelityPredictor(ScorePredictor):
         top_region, top_blend, safeguard: as :func:`rerank_top` (the safeguard too applies
             with the map only: it was chosen there). The defaults were chosen on
             the validation task cifar100_test_200ep (K = 20, 10 seeds): region 0.3 and blend 0.5
-            (0.710 -> 0.715 top-10% rho; region 0.2 the same, blend 0.3 0.714), safeguard 0.5
+            (0.708 -> 0.715 top-10% rho; region 0.2 the same, blend 0.3 0.714), safeguard 0.5
             (overall rho 0.979 -> 0.981, top-10% unchanged).
         lams: ridge penalties every head is fitted at.
         temperature: softness of the leave-one-out weighting (as the accuracy predictor's).
