@@ -21,6 +21,9 @@ Protocol (leave one task out, fixed before any figure was looked at):
   built for 1x8x8 inputs and 10 classes), *not* on the target's data. The proxy table scores
   every method on that subset (its members in the target's true top 10%).
 - **Scores**: Spearman rho over all architectures and within the target's true top 10%.
+- **Methods**: ``mf`` = the multi-fidelity predictor with its second stage (structure head,
+  top-region forest, safeguard); ``mf-first-stage`` = map and heads alone (the method before the
+  second stage); ``mf-nomap`` = heads on the raw cheap results; ``nearest``.
 - **Baselines**: the best single source column (chosen in hindsight on the true target: an upper
   bound for any one-source choice), the nearest source (chosen on the shots), the target's own
   low-fidelity columns alone (mean normal score; full coverage), each proxy alone, and the
@@ -150,7 +153,11 @@ def _target(acc: pd.DataFrame, tasks: list[str], target: str, A: np.ndarray, C: 
     """Every method on one target (on ``rows`` of the table when given: the proxy subset)."""
     from hwnas.meta.accuracy_baselines import NearestSourcePredictor
     from hwnas.meta.accuracy_features import AccuracyFeatures, normal_scores, source_tasks
-    from hwnas.meta.accuracy_multifidelity import MultiFidelityPredictor, fit_fidelity_map
+    from hwnas.meta.accuracy_multifidelity import (
+        MultiFidelityPredictor,
+        fit_fidelity_map,
+        fit_top_model,
+    )
 
     subset = rows is not None
     rows = np.arange(len(acc)) if rows is None else rows
@@ -164,9 +171,10 @@ def _target(acc: pd.DataFrame, tasks: list[str], target: str, A: np.ndarray, C: 
     lf = sub[lf_names].to_numpy(np.float64) if lf_names else None
     t0 = time.perf_counter()
     fmap = fit_fidelity_map(feats, lf_names) if lf is not None else None
+    top_model = fit_top_model(feats) if fmap is not None else None
     out: dict = {"target": target, "sources": src, "low_fidelity": lf_names, "n": int(n),
                  "validation": target in VALIDATION_TASKS,
-                 "fidelity_map_s": round(time.perf_counter() - t0, 1)}
+                 "fidelity_map_and_top_model_s": round(time.perf_counter() - t0, 1)}
     per_src = {s: rho_pair(feats.S[:, j], y, top) for j, s in enumerate(src)}
     best = max(per_src, key=lambda s: per_src[s][1])
     out["best_source"] = {"name": best, "rho_all": per_src[best][0],
@@ -193,15 +201,25 @@ def _target(acc: pd.DataFrame, tasks: list[str], target: str, A: np.ndarray, C: 
                 lf_seed = np.full_like(lf, np.nan)
                 keep = np.random.default_rng(1000 + seed).choice(n, int(cov), replace=False)
                 lf_seed[keep] = lf[keep]
+            # the second stage named explicitly, whatever the library's defaults
             preds = {"mf": MultiFidelityPredictor(feats, lf_seed, proxies,
                                                   fidelity_map=fmap or False,
+                                                  top_model=top_model or False,
+                                                  structure_head=True, safeguard=0.5,
                                                   low_fidelity_names=lf_names),
+                     # the first stage alone (map + heads): the method before the second stage
+                     "mf-first-stage": MultiFidelityPredictor(
+                         feats, lf_seed, proxies, fidelity_map=fmap or False,
+                         low_fidelity_names=lf_names, structure_head=False, top_model=False,
+                         safeguard=0.0),
                      "mf-nomap": MultiFidelityPredictor(feats, lf_seed, proxies,
                                                         fidelity_map=False),
                      "nearest": NearestSourcePredictor(feats)}
             if proxies is not None:
                 preds["mf-noproxy"] = MultiFidelityPredictor(feats, lf_seed, None,
                                                              fidelity_map=fmap or False,
+                                                             top_model=top_model or False,
+                                                             structure_head=True, safeguard=0.5,
                                                              low_fidelity_names=lf_names)
             rng = np.random.default_rng(seed)
             for k in ks:

@@ -12,6 +12,8 @@ from hwnas.meta.accuracy_multifidelity import (
     complete_columns,
     epochs_of,
     fidelity_pairs,
+    fit_top_model,
+    rerank_top,
 )
 from hwnas.meta.accuracy_proxies import (
     PROXIES,
@@ -119,8 +121,13 @@ def test_multifidelity_uses_cheap_results_and_completes_partial_coverage():
     base = MultiFidelityPredictor(feats).fit(shots, full[shots])
     mf = MultiFidelityPredictor(feats, cheap[:, None], low_fidelity_names=["c_test_12ep"]) \
         .fit(shots, full[shots])
-    rho = [spearmanr(p.predict_score(range(len(full))), full)[0] for p in (base, mf)]
-    assert mf.map_ and "M" in mf.blocks_ and rho[1] > rho[0] + 0.05
+    first = MultiFidelityPredictor(feats, cheap[:, None], low_fidelity_names=["c_test_12ep"],
+                                   structure_head=False, top_model=False, safeguard=0.0) \
+        .fit(shots, full[shots])
+    rho = [spearmanr(p.predict_score(range(len(full))), full)[0] for p in (base, mf, first)]
+    assert mf.map_ and "M" in mf.blocks_ and rho[2] > rho[0] + 0.05
+    # here structure and one-hot are pure noise: the second stage costs a little, not the gain
+    assert rho[1] > rho[0] + 0.03
     assert np.isclose(mf.weights_.sum(), 1.0)
     part = cheap.copy()
     part[200:] = np.nan
@@ -143,3 +150,49 @@ def test_multifidelity_refuses_bad_inputs():
     with pytest.raises(MetaError, match=r"\+inf"):
         MultiFidelityPredictor(feats, None, np.full((len(cheap), 1), np.inf)).fit(shots,
                                                                                  full[shots])
+
+
+def test_rerank_top_reorders_only_the_region_and_keeps_its_values():
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=200)
+    top_score = rng.normal(size=200)
+    nearest = rng.normal(size=200)
+    out = rerank_top(score, top_score, nearest, region=0.3, blend=0.5, safeguard=0.0)
+    base = rerank_top(score, None, nearest, safeguard=0.0)
+    region = np.flatnonzero(base >= np.quantile(base, 0.7))
+    rest = np.setdiff1d(np.arange(200), region)
+    # outside the region nothing moves; inside, the same values are handed out again
+    assert np.array_equal(out[rest], base[rest])
+    assert np.allclose(np.sort(out[region]), np.sort(base[region]))
+    assert not np.array_equal(out[region], base[region])
+    # blend 1: the region follows the top-region model's order exactly
+    full = rerank_top(score, top_score, nearest, region=0.3, blend=1.0, safeguard=0.0)
+    assert np.array_equal(np.argsort(full[region]), np.argsort(top_score[region]))
+    # the safeguard leans on the nearest source: with weight 1 the base is its ranking
+    sg = rerank_top(score, None, nearest, safeguard=1.0)
+    assert np.array_equal(np.argsort(sg), np.argsort(nearest))
+    with pytest.raises(MetaError, match="in \\[0, 1\\]"):
+        rerank_top(score, top_score, nearest, region=1.5)
+
+
+def test_second_stage_is_fitted_with_the_map_and_can_be_switched_off():
+    feats, full, cheap = _world()
+    shots = np.random.default_rng(2).choice(len(full), 20, replace=False)
+    forest = fit_top_model(feats)
+    assert forest is not None and forest.n_features_in_ == 1 + feats.C.shape[1] + feats.A.shape[1]
+    mf = MultiFidelityPredictor(feats, cheap[:, None], low_fidelity_names=["c_test_12ep"],
+                                top_model=forest).fit(shots, full[shots])
+    assert mf.top_score_ is not None and any(c.startswith("map+near+structure")
+                                             for c in mf.candidates_)
+    first = MultiFidelityPredictor(feats, cheap[:, None], low_fidelity_names=["c_test_12ep"],
+                                   structure_head=False, top_model=False, safeguard=0.0) \
+        .fit(shots, full[shots])
+    assert first.top_score_ is None and not any("structure" in c for c in first.candidates_)
+    assert not np.allclose(first.predict_score(range(len(full))),
+                           mf.predict_score(range(len(full))))
+    # no pair of fidelities among the sources: no map, no second stage, no safeguard
+    plain = AccuracyFeatures(feats.source_accuracy[:, 1:], feats.onehot, feats.structure,
+                             feats.sources[1:])
+    assert fit_top_model(plain) is None
+    near = MultiFidelityPredictor(plain, cheap[:, None]).fit(shots, full[shots])
+    assert not near.map_ and near.top_score_ is None
