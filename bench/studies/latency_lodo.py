@@ -83,6 +83,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the defaults before this benchmark: no nearest-source head, D-optimal over every source
     "previous": {"nearest": False, "plan": {"components": None, "structure": False}},
     "no-nearest": {"nearest": False},
+    # the default before the adaptive-ridge heads
+    "no-adaptive": {"adaptive": ()},
     "nearest": {"nearest": True},
     "T0.5": {"temperature": 0.5},
     "T0.25": {"temperature": 0.25},
