@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 
 from hwnas.meta.encoders import dead_cells, onehot_features, structure_features
 from hwnas.meta.errors import MetaError
-from hwnas.meta.latency import LatencyTask, MetaLatencyPredictor
+from hwnas.meta.latency import ADAPTIVE_POWERS, LatencyTask, MetaLatencyPredictor
 from hwnas.meta.latency_features import (
     LatencyFeatures,
     adaptive_ridge_loo,
@@ -145,7 +145,7 @@ def test_adaptive_ridge_spans_ridge_to_nearest_source():
 
 def test_adaptive_heads_in_the_ensemble(setup):
     _, _, feats, tasks, target = setup
-    meta = _meta(feats).meta_fit(tasks)
+    meta = _meta(feats, adaptive=ADAPTIVE_POWERS).meta_fit(tasks)
     shots = plan_shots(feats, 20, range(5), seed=0)
     names = meta.adapt(shots, target[shots]).candidates_
     assert [c for c in names if c.startswith("src-adaptive")] == [
