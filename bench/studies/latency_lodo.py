@@ -83,8 +83,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the defaults before this benchmark: no nearest-source head, D-optimal over every source
     "previous": {"nearest": False, "plan": {"components": None, "structure": False}},
     "no-nearest": {"nearest": False},
-    # the adaptive-ridge heads (latency_features.adaptive_ridge_loo) added to the default ones
+    # the adaptive-ridge heads (latency_features.adaptive_ridge_loo), now the default, and the
+    # default before them
     "adaptive": {"adaptive": (4.0, 8.0, 16.0)},
+    "no-adaptive": {"adaptive": ()},
     "nearest": {"nearest": True},
     "T0.5": {"temperature": 0.5},
     "T0.25": {"temperature": 0.25},

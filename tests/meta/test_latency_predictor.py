@@ -145,10 +145,11 @@ def test_adaptive_ridge_spans_ridge_to_nearest_source():
 
 def test_adaptive_heads_in_the_ensemble(setup):
     _, _, feats, tasks, target = setup
-    meta = _meta(feats, adaptive=ADAPTIVE_POWERS).meta_fit(tasks)
+    meta = _meta(feats).meta_fit(tasks)  # the default: ADAPTIVE_POWERS
     shots = plan_shots(feats, 20, range(5), seed=0)
     names = meta.adapt(shots, target[shots]).candidates_
     assert [c for c in names if c.startswith("src-adaptive")] == [
+        f"src-adaptive^{q:g}" for q in ADAPTIVE_POWERS] == [
         "src-adaptive^4", "src-adaptive^8", "src-adaptive^16"]
     meta.adaptive = ()
     assert not any(c.startswith("src-adaptive") for c in meta.adapt(shots, target[shots])
