@@ -83,6 +83,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the defaults before this benchmark: no nearest-source head, D-optimal over every source
     "previous": {"nearest": False, "plan": {"components": None, "structure": False}},
     "no-nearest": {"nearest": False},
+    # the adaptive-ridge heads (latency_features.adaptive_ridge_loo), now the default, and the
+    # default before them
+    "adaptive": {"adaptive": (4.0, 8.0, 16.0)},
+    "no-adaptive": {"adaptive": ()},
     "nearest": {"nearest": True},
     "T0.5": {"temperature": 0.5},
     "T0.25": {"temperature": 0.25},
@@ -374,6 +378,9 @@ def main() -> None:
     p.add_argument("--meta-steps", type=int, default=150)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--no-ceiling", action="store_true")
+    p.add_argument("--ceiling-from", type=Path, default=None,
+                   help="an earlier output of this script: its ceilings are reused (they depend "
+                        "only on the tables: 5-fold with fixed seeds) instead of refitted")
     p.add_argument("--cache", type=Path, default=None,
                    help="folder for the fold meta-trainings (reused when they match)")
     p.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks"
@@ -391,15 +398,25 @@ def main() -> None:
         print(msg, file=sys.stderr, flush=True)
 
     t0 = time.time()
+    reused = None if args.ceiling_from is None else json.loads(args.ceiling_from.read_text())
     spaces_res = run(spaces, args.data, args.meta_steps, variants, args.devices, args.jobs,
-                     args.cache, not args.no_ceiling, log)
+                     args.cache, not args.no_ceiling and reused is None, log)
+    if reused is not None:
+        for s, res in spaces_res.items():
+            for d, rec in res["devices"].items():
+                old = reused["spaces"].get(s, {}).get("devices", {}).get(d, {}).get("ceiling")
+                if old is not None:
+                    rec["ceiling"] = old
     results = {"protocol": f"leave one device out; sources = every other device of the space; "
                            f"shots = hwnas latency plan (HELP reference + D-optimal), "
                            f"{list(SHOT_COUNTS)} shots, seeds {list(SEEDS)}; encoder "
                            f"meta-trained once per fold of {N_FOLDS} (devices outside the "
                            f"fold) and seed, {args.meta_steps} steps; rho = Spearman, tau = "
                            f"Kendall tau-b over every non-shot architecture",
-               "command": " ".join(sys.argv), "variants": {v: VARIANTS[v] for v in variants},
+               "command": " ".join(sys.argv),
+               "ceilings": ("refitted" if reused is None else
+                            f"reused from {args.ceiling_from.name}"),
+               "variants": {v: VARIANTS[v] for v in variants},
                "validation": {s: validation_devices(s) for s in spaces},
                "wall_seconds": round(time.time() - t0, 1), "jobs": args.jobs,
                "spaces": spaces_res}

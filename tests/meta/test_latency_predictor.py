@@ -8,12 +8,14 @@ from scipy.stats import spearmanr
 
 from hwnas.meta.encoders import dead_cells, onehot_features, structure_features
 from hwnas.meta.errors import MetaError
-from hwnas.meta.latency import LatencyTask, MetaLatencyPredictor
+from hwnas.meta.latency import ADAPTIVE_POWERS, LatencyTask, MetaLatencyPredictor
 from hwnas.meta.latency_features import (
     LatencyFeatures,
+    adaptive_ridge_loo,
     additive_loo,
     nearest_loo,
     plan_shots,
+    ridge_loo,
 )
 from hwnas.search import get_space
 
@@ -116,6 +118,45 @@ def test_nearest_loo_finds_the_affine_copy_of_a_source():
     assert j_r == 4 and err_r == pytest.approx(err)
     with pytest.raises(MetaError, match="unknown nearest"):
         nearest_loo(S, y[shots], shots, by="mse")
+
+
+def test_adaptive_ridge_spans_ridge_to_nearest_source():
+    """Power 0 is the plain ridge; a large power keeps the one source that agrees with the
+    shots; the leave-one-out error is nested (the scales refitted without each shot)."""
+    rng = np.random.default_rng(7)
+    S = rng.normal(size=(300, 6))
+    y = 1.0 + 0.5 * S[:, 2] + rng.normal(0, 0.05, 300)
+    shots = rng.choice(300, 20, replace=False)
+    plain, e_plain = ridge_loo(S, y[shots], shots, 1.0)
+    p0, e0 = adaptive_ridge_loo(S, y[shots], shots, 0.0)
+    np.testing.assert_allclose(p0, plain, atol=1e-10)
+    assert e0 == pytest.approx(e_plain, rel=1e-8)
+    p16, e16 = adaptive_ridge_loo(S, y[shots], shots, 16.0)
+    rest = np.setdiff1d(np.arange(300), shots)
+    assert np.mean((p16[rest] - y[rest]) ** 2) < np.mean((plain[rest] - y[rest]) ** 2)
+    assert e16 < e_plain
+    # nested: the error equals refitting the whole head (scales included) without each shot
+    loo = [adaptive_ridge_loo(S, np.delete(y[shots], i), np.delete(shots, i), 16.0)[0][shots[i]]
+           for i in range(len(shots))]
+    assert e16 == pytest.approx(np.mean((np.asarray(loo) - y[shots]) ** 2), rel=1e-8)
+    with pytest.raises(MetaError, match="power"):
+        adaptive_ridge_loo(S, y[shots], shots, -1.0)
+
+
+def test_adaptive_heads_in_the_ensemble(setup):
+    _, _, feats, tasks, target = setup
+    meta = _meta(feats).meta_fit(tasks)  # the default: ADAPTIVE_POWERS
+    shots = plan_shots(feats, 20, range(5), seed=0)
+    names = meta.adapt(shots, target[shots]).candidates_
+    assert [c for c in names if c.startswith("src-adaptive")] == [
+        f"src-adaptive^{q:g}" for q in ADAPTIVE_POWERS] == [
+        "src-adaptive^4", "src-adaptive^8", "src-adaptive^16"]
+    meta.adaptive = ()
+    assert not any(c.startswith("src-adaptive") for c in meta.adapt(shots, target[shots])
+                   .candidates_)
+    for bad in ([-1.0], ["x"], [True]):
+        with pytest.raises(MetaError, match="adaptive must be"):
+            _meta(feats, adaptive=bad)
 
 
 def test_nearest_by_rank_ignores_one_outlying_shot():
