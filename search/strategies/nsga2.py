@@ -148,8 +148,16 @@ class NSGA2(Strategy):
         tries: breedings tried per child before :func:`fresh_child` walks away.
         offspring: children per generation after the initial population (default 3; None:
             ``population``).
-        keep_front: let the survivors grow to hold every non-dominated one (measured, not
-            better on validation; off by default).
+        keep_front: let the survivors grow to hold every non-dominated one (a population
+            size that follows the front found, in the manner of the dynamic population sizes
+            of Tan, Lee & Khor, IEEE TEVC 5(6), 2001).
+        survival: ``generation`` (Deb et al.'s (mu + lambda): survivors and the children told
+            since) or ``archive`` (survivors chosen from every architecture evaluated so far,
+            an unbounded elite archive as in Fieldsend, Everson & Singh, IEEE TEVC 7(3), 2003:
+            one dropped by crowding can come back).
+        pruning: how the last front admitted is cut: ``crowding`` (Deb et al.: crowding
+            distance computed once) or ``iterative`` (the most crowded removed one at a time,
+            crowding recomputed after each removal; Kukkonen & Deb, CEC 2006).
 
     Attributes:
         population_: the current survivors.
