@@ -89,7 +89,7 @@ def test_tournament_prefers_feasible_then_dominating():
 
 def test_steady_state_generations():
     space = get_space("nb201")
-    s = NSGA2(space, 2, seed=0, population=10, offspring=3)
+    s = NSGA2(space, 2, seed=0, population=10, offspring=3, keep_front=False)
     def two(archs):
         F = three_objectives(archs)[1][:, :2]
         return F, F, np.zeros(len(archs))
@@ -122,7 +122,7 @@ def test_iterative_pruning_recomputes_crowding_after_each_removal():
     F = np.column_stack([x, -x])
     kept = {}
     for pruning in ("crowding", "iterative"):
-        s = NSGA2(space, 2, seed=0, population=5, pruning=pruning)
+        s = NSGA2(space, 2, seed=0, population=5, pruning=pruning, keep_front=False)
         kept[pruning] = sorted(x[s._survivors(F, np.zeros(7))].tolist())
     assert kept["crowding"] == [0.0, 3.0, 4.95, 5.05, 10.0]
     assert kept["iterative"] == [0.0, 2.0, 3.0, 5.05, 10.0]
