@@ -117,7 +117,6 @@ def test_iterative_pruning_recomputes_crowding_after_each_removal():
     # points of the evenly spaced run (1, 2) and keeps the close pair (4.95, 5.05); recomputed
     # after each removal it drops 1, then one of the pair.
     space = get_space("nb201")
-    archs = list(dict.fromkeys(space.sample_batch(40, np.random.default_rng(7))))[:7]
     x = np.array([0.0, 1.0, 2.0, 3.0, 4.95, 5.05, 10.0])
     F = np.column_stack([x, -x])
     kept = {}
