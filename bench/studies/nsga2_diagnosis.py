@@ -81,6 +81,10 @@ def main() -> None:
     ap.add_argument("--objectives", choices=("2", "3"), default="2")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=None, help="JSON of every run and the summary")
+    ap.add_argument("--pymoo-cache", default=None,
+                    help="JSON lines of pymoo's runs: those found (same problem, seed and "
+                         "budgets) are reused, the others run and appended (pymoo is "
+                         "deterministic per seed)")
     args = ap.parse_args()
     try:
         variants = parse_variants(args.variants)
@@ -106,9 +110,25 @@ def main() -> None:
         _PROBLEMS[p.name], _SCORERS[p.name] = p, FrontScorer(p)
     names = [*variants, PYMOO_NSGA2]
     jobs = [(k, v, s, budgets) for s in range(args.seeds) for k in _PROBLEMS for v in names]
+    cached: list[dict[str, Any]] = []
+    cache = Path(args.pymoo_cache) if args.pymoo_cache else None
+    if cache is not None and cache.is_file():
+        have = {}
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            if sorted(int(b) for b in r["at"]) == budgets:
+                have[(r["problem"], r["seed"])] = r
+        cached = [have[(k, s)] for k, v, s, _ in jobs if v == PYMOO_NSGA2 and (k, s) in have]
+        jobs = [j for j in jobs if j[1] != PYMOO_NSGA2 or (j[0], j[2]) not in have]
     t0 = time.perf_counter()
+    runs: list[dict[str, Any]] = []
     with mp.get_context("fork").Pool(args.jobs) as pool:
-        runs = list(pool.imap_unordered(_job, jobs, chunksize=2))
+        for r in pool.imap_unordered(_job, jobs, chunksize=1):
+            runs.append(r)
+            if cache is not None and r["variant"] == PYMOO_NSGA2:
+                with cache.open("a") as f:  # one line per run: a stopped batch keeps its runs
+                    f.write(json.dumps(r) + "\n")
+    runs += cached
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for v in names:
         for key in _PROBLEMS:

@@ -89,7 +89,7 @@ def test_tournament_prefers_feasible_then_dominating():
 
 def test_steady_state_generations():
     space = get_space("nb201")
-    s = NSGA2(space, 2, seed=0, population=10, offspring=3)
+    s = NSGA2(space, 2, seed=0, population=10, offspring=3, keep_front=False)
     def two(archs):
         F = three_objectives(archs)[1][:, :2]
         return F, F, np.zeros(len(archs))
@@ -112,9 +112,40 @@ def test_keep_front_keeps_every_non_dominated_survivor():
         assert len(s.population_) == size
 
 
+def test_iterative_pruning_recomputes_crowding_after_each_removal():
+    # one front on a line; two of seven must go. Crowding computed once drops the two inner
+    # points of the evenly spaced run (1, 2) and keeps the close pair (4.95, 5.05); recomputed
+    # after each removal it drops 1, then one of the pair.
+    space = get_space("nb201")
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.95, 5.05, 10.0])
+    F = np.column_stack([x, -x])
+    kept = {}
+    for pruning in ("crowding", "iterative"):
+        s = NSGA2(space, 2, seed=0, population=5, pruning=pruning, keep_front=False)
+        kept[pruning] = sorted(x[s._survivors(F, np.zeros(7))].tolist())
+    assert kept["crowding"] == [0.0, 3.0, 4.95, 5.05, 10.0]
+    assert kept["iterative"] == [0.0, 2.0, 3.0, 5.05, 10.0]
+
+
+def test_archive_survival_chooses_from_everything_evaluated():
+    space = get_space("nb201")
+    archs = list(dict.fromkeys(space.sample_batch(60, np.random.default_rng(8))))[:16]
+    F = np.column_stack([np.arange(16), np.arange(16)]).astype(float)  # a chain: rank = row
+    s = NSGA2(space, 2, seed=0, population=4, survival="archive")
+    s.tell(archs[4:12], F[4:12])
+    s.ask(1)
+    assert set(s.population_) == set(archs[4:8])
+    s.population_ = archs[8:12]  # survivors forgotten: the archive still holds the best
+    s.tell(archs[12:], F[12:])
+    s._queue.clear()
+    s.ask(1)
+    assert set(s.population_) == set(archs[4:8])
+
+
 @pytest.mark.parametrize("space_name", ["nb201", "fbnet", "ofa"])
 @pytest.mark.parametrize("options", [{}, {"crossover": "uniform", "mutation": "one"},
-                                     {"duplicates": "free", "tournament": "rank"}])
+                                     {"duplicates": "free", "tournament": "rank"},
+                                     {"survival": "archive", "pruning": "iterative"}])
 def test_three_objectives_with_constraints_on_every_space(space_name, options):
     space = get_space(space_name)
 
@@ -150,7 +181,8 @@ def test_defaults_beat_random_search_on_the_gene_problem():
 @pytest.mark.parametrize("kw", [{"crossover": "blend"}, {"mutation": "gauss"},
                                 {"tournament": "best"}, {"selection": "roulette"},
                                 {"duplicates": "keep"}, {"population": 1}, {"offspring": 0},
-                                {"tries": 0}, {"population": True}])
+                                {"tries": 0}, {"population": True}, {"survival": "all"},
+                                {"pruning": "random"}])
 def test_bad_options_raise(kw):
     with pytest.raises(HwnasError):
         NSGA2(get_space("nb201"), 2, seed=0, **kw)
