@@ -261,6 +261,7 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
+    commit = _commit()  # the code that runs, read before it runs
     budgets = sorted({int(b) for b in args.budgets.split(",") if b})
     devices = [d for d in args.devices.split(",") if d]
     names = [s for s in args.strategies.split(",") if s]
@@ -339,7 +340,6 @@ def main() -> None:
         for s, (b, n, ds) in limits.items() if s in names)
     limit_note += "".join(f"{v}: {VARIANTS[v][2]}.\n" for v in names if v in VARIANTS)
     limit_note += _default_note(runs)
-    commit = _commit()
     report = "\n".join([
         f"### NB201 accuracy x latency on HELP's test devices ({', '.join(devices)}), "
         f"{args.seeds} seeds, medians over device x seed runs\n",
