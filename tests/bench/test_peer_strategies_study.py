@@ -15,9 +15,9 @@ TASK = study.TASK
 
 
 @pytest.fixture(scope="module")
-def pixel2():
+def pixel2(public_data):
     """The pixel2 problem registered as the benchmark registers it (tabular, scorer, by name)."""
-    tables = load_tables("nb201")
+    tables = load_tables("nb201", public_data)  # the public tables, whatever HWNAS_DATA says
     p = nb201_problem(tables, "pixel2", TASK)
     user = Problem.from_names("nb201", ["accuracy", "latency"], task=TASK, device="pixel2",
                               tables=tables)
