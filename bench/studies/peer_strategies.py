@@ -30,48 +30,96 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import subprocess
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hwnas.bench import load_tables
+from hwnas.bench import load_tables, minimize
 from hwnas.bench.harness import (
     FrontScorer,
+    RunTrace,
     TabularProblem,
     nb201_problem,
     run_any,
     score_checkpoints,
 )
+from hwnas.bench.problem import Problem
 from hwnas.latency import atomic_write_text
 from hwnas.search import create_strategy, get_space, list_strategies
+from hwnas.search.strategies.base import DEFAULT_STRATEGY
 from hwnas.search.strategies.peers import PEER_STRATEGIES
 
 from .search_benchmark import HELP_TEST_DEVICES, TASK
 
-__all__ = ["default_strategies", "summarise", "overall_table", "device_table", "main"]
+__all__ = ["VARIANTS", "default_strategies", "summarise", "overall_table", "device_table",
+           "main"]
+
+#: rows that run a registered strategy with options other than its defaults: name -> (strategy,
+#: options, what the table says about it). optuna's TPE with ``multivariate=True`` (one joint
+#: Parzen estimator, one split of the trials per ask instead of one per gene: ~6x less work on
+#: NB201's six genes) is a speed setting, not optuna's default for several objectives
+VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "optuna:tpe+multivariate": (
+        "optuna:tpe", {"multivariate": True},
+        "optuna's TPE with multivariate=True (optuna's default for one objective; its default "
+        "for several, the optuna:tpe row, is independent per gene and several times slower per "
+        "ask here): a speed setting, not the library default"),
+}
 
 _PROBLEMS: dict[str, TabularProblem] = {}  # filled before the workers fork (copy-on-write)
 _SCORERS: dict[str, FrontScorer] = {}
+#: the same problems as a user builds them (``Problem.from_names``): the default strategy runs on
+#: these, so it gets what ``hwnas search`` gives it -- the default priors the problem's sources
+#: name (other datasets' accuracy, other devices' latency); a TabularProblem names none
+_USER_PROBLEMS: dict[str, Problem] = {}
 
 
 def default_strategies() -> list[str]:
     """hwnas's own registered strategies (not ``exhaustive``), then every peer."""
     own = [s for s in list_strategies() if s not in PEER_STRATEGIES and s != "exhaustive"]
-    return own + list(PEER_STRATEGIES)
+    return own + list(PEER_STRATEGIES) + list(VARIANTS)
+
+
+def _label(name: str) -> str:
+    """A strategy's row label: the default is said so."""
+    return f"{name} (default)" if name == DEFAULT_STRATEGY else name
 
 
 def _library(name: str) -> str:
     return name.split(":")[0] if ":" in name else "hwnas"
 
 
+def _run_default(key: str, seed: int, budget: int) -> tuple[RunTrace, dict[str, Any]]:
+    """The default strategy as a user runs it: :func:`minimize` on the problem built by name,
+    with its default priors; the table indices of what it evaluated, and what it chose."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a SearchWarning would only repeat the record
+        result = minimize(_USER_PROBLEMS[key], DEFAULT_STRATEGY, budget, seed)
+    trace = RunTrace(DEFAULT_STRATEGY, seed, _PROBLEMS[key].indices(result.archs),
+                     result.timings["total_s"], result.timings["evaluate_s"], result.asks,
+                     result.skipped)
+    choice = result.config["strategy_choice"]
+    return trace, {"strategy": choice["strategy"], "rule": choice["rule"],
+                   "priors": len(result.config["priors"].get("used", []))}
+
+
 def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
     key, strategy, seed, budgets = args
+    chose: dict[str, Any] = {}
     try:
-        trace = run_any(_PROBLEMS[key], strategy, seed, max(budgets))
+        if strategy == DEFAULT_STRATEGY:
+            trace, chose = _run_default(key, seed, max(budgets))
+        elif strategy in VARIANTS:
+            base, options, _ = VARIANTS[strategy]
+            trace = run_any(_PROBLEMS[key], base, seed, max(budgets), **options)
+        else:
+            trace = run_any(_PROBLEMS[key], strategy, seed, max(budgets))
         scores = score_checkpoints(_SCORERS[key], trace, budgets)
     except Exception as e:  # one failing peer must not sink the benchmark
         return {"problem": key, "strategy": strategy, "seed": seed,
@@ -80,6 +128,7 @@ def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
             "evaluations": trace.evaluations, "asks": trace.asks, "skipped": trace.skipped,
             "wall_s": trace.wall_s, "lookup_s": trace.lookup_s,
             "overhead_ms_per_eval": trace.overhead_ms_per_eval,
+            **({"chose": chose} if chose else {}),
             "at": {str(b): v for b, v in scores.items()}}
 
 
@@ -137,7 +186,7 @@ def overall_table(summary: dict[str, dict[str, Any]], budgets: list[int]) -> str
         cells.append(f"{s[f'igd_plus@{top}']:.4f}" if f"igd_plus@{top}" in s else "-")
         cells += [f"{s['overhead_ms_per_eval']:.1f}", f"{s['asks_per_eval']:.2f}",
                   f"{s['runs']} ({s['seeds']} seeds)"]
-        lines.append(f"| {strategy} | {s['library']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(strategy)} | {s['library']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -151,9 +200,35 @@ def device_table(summary: dict[str, dict[str, Any]], problems: dict[str, str],
         per = s.get(f"device_recall@{budget}")
         if per is None:
             continue
-        lines.append(f"| {strategy} | " + " | ".join(
+        lines.append(f"| {_label(strategy)} | " + " | ".join(
             f"{per[k]:.2f}" if k in per else "-" for k in keys) + " |")
     return "\n".join(lines)
+
+
+def _default_note(runs: list[dict]) -> str:
+    """What the default strategy picked in its runs (rule, strategy, how many prior columns)."""
+    picks: dict[tuple[str, str, int], int] = {}
+    for r in runs:
+        if "chose" in r:
+            c = r["chose"]
+            k = (c["strategy"], c["rule"], c["priors"])
+            picks[k] = picks.get(k, 0) + 1
+    if not picks:
+        return ""
+    what = "; ".join(f"{s} by rule {rule}, {p} default prior columns, in {n} runs"
+                     for (s, rule, p), n in sorted(picks.items()))
+    return (f"{DEFAULT_STRATEGY} (default): what `hwnas search` runs without --strategy, on the "
+            f"problem built by name (Problem.from_names) with its default priors: {what}.\n")
+
+
+def _commit() -> str:
+    """The code's git commit (``unknown`` outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def _versions() -> dict[str, str]:
@@ -186,6 +261,7 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
+    commit = _commit()  # the code that runs, read before it runs
     budgets = sorted({int(b) for b in args.budgets.split(",") if b})
     devices = [d for d in args.devices.split(",") if d]
     names = [s for s in args.strategies.split(",") if s]
@@ -198,7 +274,7 @@ def main() -> None:
                             parts[2].split("+") if len(parts) > 2 else devices)
         except (ValueError, IndexError):
             sys.exit(f"peer_strategies: --limit {item!r}; valid: NAME=BUDGET:SEEDS[:DEV+DEV]")
-    unknown = [n for n in names if n not in list_strategies()]
+    unknown = [n for n in names if n not in list_strategies() and n not in VARIANTS]
     if unknown or not budgets or min(budgets) < 1 or args.seeds < 1:
         sys.exit(f"peer_strategies: unknown strategy {unknown[0]!r}; valid: "
                  f"{', '.join(list_strategies())}" if unknown else
@@ -206,7 +282,8 @@ def main() -> None:
     skipped = {}
     for n in list(names):
         try:  # a peer whose library is missing is skipped, and said so
-            create_strategy(n, get_space("nb201"), 2, seed=0)
+            base, options, _ = VARIANTS.get(n, (n, {}, ""))
+            create_strategy(base, get_space("nb201"), 2, seed=0, **options)
         except Exception as e:
             skipped[n] = f"{type(e).__name__}: {e}"
             names.remove(n)
@@ -216,6 +293,8 @@ def main() -> None:
     for d in dict.fromkeys(devices + [d for _, _, ds in limits.values() for d in ds]):
         p = nb201_problem(tables, d, TASK)
         _PROBLEMS[p.name], _SCORERS[p.name] = p, FrontScorer(p)
+        _USER_PROBLEMS[p.name] = Problem.from_names("nb201", ["accuracy", "latency"], task=TASK,
+                                                    device=d, tables=tables)
         problems[p.name] = d
     all_budgets = sorted(set(budgets) | {b for b, _, _ in limits.values()})
     jobs = []
@@ -224,10 +303,11 @@ def main() -> None:
         marks = sorted({b for b in budgets if b <= top} | {top})
         jobs += [(key, s, seed, marks) for seed in range(n_seeds)
                  for key, d in problems.items() if d in devs]
-    # device by device (seed by seed), every strategy on one before the next: a run stopped
-    # early has compared all of them on the devices it reached; the limited ones go first
+    # seed by seed (device by device), every strategy on one before the next: a run stopped
+    # early has compared all of them on the seeds it reached (--from-partial reports them); the
+    # limited (slowest) ones of a seed go first, so the processes do not wait on one at the end
     order = {d: i for i, d in enumerate(problems)}
-    jobs.sort(key=lambda j: (j[1] not in limits, j[2], order[j[0]]))
+    jobs.sort(key=lambda j: (j[2], j[1] not in limits, order[j[0]]))
     print(f"{len(jobs)} runs on {args.jobs} processes", file=sys.stderr)
     runs: list[dict] = []
     partial = Path(f"{args.out}.partial.jsonl")
@@ -253,9 +333,13 @@ def main() -> None:
     summary = summarise(runs, all_budgets)
     total = time.perf_counter() - t0
     limit_note = "".join(
-        f"{s} ran at {b} unique evaluations, {n} seed(s), on {', '.join(ds)} only (too slow "
-        f"per ask for the full protocol on this host); blank beyond {b}.\n"
+        f"{s} ran at {b} unique evaluations, {n} seed(s) (0-{n - 1}), on "
+        f"{'every device' if set(ds) == set(devices) else ', '.join(ds) + ' only'} (the session's "
+        f"time on a loaded, shared 2-core host did not allow the full protocol); blank beyond "
+        f"{b}.\n"
         for s, (b, n, ds) in limits.items() if s in names)
+    limit_note += "".join(f"{v}: {VARIANTS[v][2]}.\n" for v in names if v in VARIANTS)
+    limit_note += _default_note(runs)
     report = "\n".join([
         f"### NB201 accuracy x latency on HELP's test devices ({', '.join(devices)}), "
         f"{args.seeds} seeds, medians over device x seed runs\n",
@@ -271,7 +355,8 @@ def main() -> None:
         f"{len(runs) - len(errors)} runs ok, {len(errors)} failed"
         + (f" of {planned} planned: the run was stopped, this reports the runs it finished"
            if len(runs) < planned else "")
-        + (f"; {total:.0f} s on {args.jobs} processes." if not args.from_partial else "."),
+        + (f"; {total:.0f} s on {args.jobs} processes." if not args.from_partial else ".")
+        + f" Code: hwnas at commit {commit}.",
     ])
     print(report)
     record = {"benchmark": "peer_strategies", "space": "nb201", "task": TASK,
@@ -284,7 +369,7 @@ def main() -> None:
                            for k, d in problems.items()},
               "summary": summary, "errors": errors[:10], "runs": runs,
               "report_markdown": report, "jobs": args.jobs, "cpu_count": os.cpu_count(),
-              "total_s": total, "versions": _versions()}
+              "total_s": total, "commit": commit, "versions": _versions()}
     atomic_write_text(args.out, json.dumps(record, indent=1, default=float) + "\n")
     atomic_write_text(Path(args.out).with_suffix(".md"), report + "\n")
     if not args.from_partial:

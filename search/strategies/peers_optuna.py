@@ -205,9 +205,29 @@ class OptunaStrategy:
 class OptunaTPE(OptunaStrategy):
     """optuna's ``TPESampler``: TPE, MOTPE for several objectives (Ozaki et al., JAIR 2022).
 
+    optuna's defaults, ``multivariate`` included (optuna's own default for several objectives
+    is ``False``: one Parzen estimator per gene). Where an ask's time goes (optuna 5.1, NB201
+    accuracy x latency, cProfile of 150 unique evaluations, 317 asks, 11.9 s inside
+    ``study.ask``): for *each* of the six genes the sampler splits every trial so far into
+    good and bad (non-dominated sort, constraint scores: 5.7 s) and builds two Parzen
+    estimators (3.2 s); scoring its 24 candidates (``n_ei_candidates``) takes 0.7 s. An ask
+    costs genes x trials, and trials include the repeats the loop tells again (~2 asks per
+    evaluation), so a run grows quadratically. What the options do here:
+
+    - ``multivariate=True``: one split and one joint estimator per ask instead of six: 300
+      evaluations in 20 s (371 asks) on the same loaded host. It is another sampler (optuna's
+      default for one objective), so it is an option, and the benchmark's row that uses it
+      (``optuna:tpe+multivariate``) says so.
+    - ``n_ei_candidates``: under a tenth of the time: left at optuna's 24.
+    - ``constant_liar``: only acts on trials still running when another is asked; the loop
+      asks one at a time (batch 1), so it would change nothing.
+    - the encoding: categorical, as NB201's operations are unordered; an ``IntDistribution``
+      would invent an order and cost the same splits.
+
     Args:
         n_startup_trials: random trials before the density models are used (optuna's 10).
-        multivariate: one joint density over all genes instead of one per gene.
+        multivariate: one joint density over all genes instead of one per gene (optuna's
+            default for several objectives: ``False``).
     """
 
     name = "optuna:tpe"
@@ -265,9 +285,17 @@ class OptunaNSGA3(OptunaStrategy):
 
 class OptunaGP(OptunaStrategy):
     """optuna's ``GPSampler``: Gaussian-process Bayesian optimisation (expected hypervolume
-    improvement for several objectives). Each ask refits the GP on every trial, so it slows down
-    as trials grow (seconds per ask after a few hundred); a table lookup is noise-free, hence the
-    option.
+    improvement for several objectives). Each ask refits the GP on every trial and searches the
+    acquisition over the genes, so it slows down as trials grow; a table lookup is noise-free,
+    hence the option.
+
+    Where an ask's time goes (optuna 5.1, NB201 accuracy x latency, cProfile of 40 unique
+    evaluations, 30 GP asks, 57 s on a loaded host): 82% in optimising the acquisition
+    (``optimize_acqf_mixed``: log-EHVI evaluated ~120 times per ask, half of it an exhaustive
+    search over each categorical gene's choices), 16% in fitting the kernel. ``GPSampler``
+    has no option that trims the acquisition search, and ``deterministic_objective`` changes
+    the model, not the cost, so optuna's defaults stay; the benchmark runs it at a smaller
+    budget, said in its table.
 
     Args:
         n_startup_trials: random trials before the GP is used (optuna's 10).
