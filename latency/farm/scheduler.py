@@ -418,13 +418,9 @@ class FarmProfiler(Profiler):
             try:
                 answer = self._measure(agent, model, self._reference_model
                                        if self.protocol.paired_reference else None)
-            except AgentAuthError as e:
-                results.put(("lost", item, agent, e.message, 0))
-                self._drop(agent, e.message, results)
-                return
-            except AgentDownError as e:
-                agent.down, agent.reason = True, e.message
-                results.put(("lost", item, agent, e.message, 1))
+            except (AgentAuthError, AgentDownError) as e:
+                if self._lost(agent, item, e, results):
+                    return
                 continue
             except AgentRejectedError as e:
                 results.put(("failed", item, agent, f"agent refused: {e.message}",
@@ -478,18 +474,25 @@ class FarmProfiler(Profiler):
         except Exception as e:  # noqa: BLE001  (the file went away: sizes left out, said why)
             return memory_mb, None, None, f"{error or ''} sizes: {type(e).__name__}: {e}".strip()
 
+    def _lost(self, agent: _Agent, item: _Item, e: AgentAuthError | AgentDownError,
+              results: queue.Queue) -> bool:
+        """A request that got no answer: ``item`` goes back on the queue; a 401 drops the
+        agent (True: its worker ends), else the agent is down until it answers again."""
+        if isinstance(e, AgentAuthError):
+            results.put(("lost", item, agent, e.message, 0))
+            self._drop(agent, e.message, results)
+            return True
+        agent.down, agent.reason = True, e.message
+        results.put(("lost", item, agent, e.message, 1))
+        return False
+
     def _measure_memory(self, agent: _Agent, item: _Item, model: ModelFile,
                         results: queue.Queue) -> None:
         """The memory pass: one untimed-for-the-record call with ``memory`` asked."""
         try:
             answer = self._measure(agent, model, None, memory=True, protocol=_MEMORY_PROTOCOL)
-        except AgentAuthError as e:
-            results.put(("lost", item, agent, e.message, 0))
-            self._drop(agent, e.message, results)
-            return
-        except AgentDownError as e:
-            agent.down, agent.reason = True, e.message
-            results.put(("lost", item, agent, e.message, 1))
+        except (AgentAuthError, AgentDownError) as e:
+            self._lost(agent, item, e, results)
             return
         except AgentRejectedError as e:
             answer = {"memory": {"error": f"agent refused: {e.message}"}}
