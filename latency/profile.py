@@ -21,7 +21,8 @@ while the current one is timed; the timing loop then finds the file cached and o
 session, just before timing it. The timing loop never idles while there is work: when the next
 export is not ready it times a later round of an architecture measured at least
 :data:`ROUND_GAP_S` earlier, or else exports the last architecture not yet given to the worker
-itself. This is the default (``prefetch=2``; results/benchmarks/profile_throughput_quiet.md).
+itself. This is the default (``prefetch=4``, the faster look-ahead in both quiet runs of
+results/benchmarks/profile_throughput_quiet*.md).
 ``prefetch=0`` is the sequential path: export, session, timing, then memory, one after the other
 in this process, round after round.
 """
@@ -100,8 +101,9 @@ class Profiler:
             reused when asked again). ``meta.json`` counts both.
         prefetch: architectures a worker process exports ahead of the one being timed (it
             then measures their memory and sizes); 0: the sequential path, everything in this
-            process. Default 2: a fresh profile took 0.925x its timed loop alone
-            (results/benchmarks/profile_throughput_quiet.md; 4 was within the noise).
+            process. Default 4: a fresh profile took 0.799x and 1.230x its timed loop alone in
+            two quiet runs, against 0.925x and 1.422x with 2
+            (results/benchmarks/profile_throughput_quiet*.md).
         resources: measure each architecture's memory and sizes once (the table's
             ``memory_mb``, ``onnx_bytes`` and ``weight_bytes`` columns).
         start_method: how the worker process starts (``fork``, where there is one: instant, the
@@ -111,7 +113,7 @@ class Profiler:
     TABLES = ("store", "request")
 
     def __init__(self, space: Space, runtime: Runtime, protocol: MeasurementProtocol,
-                 out_dir: str | Path, name: str, table: str = "store", prefetch: int = 2,
+                 out_dir: str | Path, name: str, table: str = "store", prefetch: int = 4,
                  resources: bool = True, start_method: str | None = None):
         if table not in self.TABLES:
             raise ValueError(f"table must be one of {self.TABLES}, got {table!r}")
