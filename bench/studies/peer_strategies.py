@@ -30,7 +30,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -55,7 +54,7 @@ from hwnas.search import create_strategy, get_space, list_strategies
 from hwnas.search.strategies.base import DEFAULT_STRATEGY
 from hwnas.search.strategies.peers import PEER_STRATEGIES
 
-from .search_benchmark import HELP_TEST_DEVICES, TASK
+from .search_benchmark import HELP_TEST_DEVICES, TASK, git_commit
 
 __all__ = ["VARIANTS", "default_strategies", "summarise", "overall_table", "device_table",
            "main"]
@@ -223,12 +222,7 @@ def _default_note(runs: list[dict]) -> str:
 
 def _commit() -> str:
     """The code's git commit (``unknown`` outside a checkout)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10, cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+    return git_commit(short=True) or "unknown"
 
 
 def _versions() -> dict[str, str]:

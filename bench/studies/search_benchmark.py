@@ -60,7 +60,7 @@ from hwnas.latency import atomic_write_text
 from hwnas.search import STRATEGIES, create_strategy, get_space
 
 __all__ = ["default_priors", "available_strategies", "summarise", "markdown_table", "goal_check",
-           "main"]
+           "git_commit", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")
@@ -279,6 +279,16 @@ def goal_check(summary: dict, problems: dict[str, dict[str, str]], strategies: l
     return "\n".join(lines) + "\n" + legend, result
 
 
+def git_commit(short: bool = False) -> str | None:
+    """The checkout's HEAD commit (``short``: abbreviated), or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", *(["--short"] if short else []), "HEAD"],
+                             cwd=REPO, text=True, capture_output=True, check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "numpy": np.__version__}
     try:
@@ -291,9 +301,11 @@ def _versions() -> dict[str, str]:
         if module is not None and getattr(module, "__file__", None):
             digest = hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
             out[f"sha256:{name}"] = digest
+    commit = git_commit()
+    if commit is None:
+        return out
+    out["git_commit"] = commit
     try:
-        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, text=True,
-                                           capture_output=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "search", "bench"],
                                cwd=REPO, text=True, capture_output=True, check=True).stdout
         out["uncommitted"] = " ".join(line[3:] for line in dirty.splitlines())

@@ -252,8 +252,9 @@ class FarmProfiler(Profiler):
         workers = [threading.Thread(target=self._worker, args=(a, work, results, finished),
                                     name=f"hwnas-agent-{a.url}", daemon=True)
                    for a in self.agents]
-        firsts = list({i.text: i for items in rounds for i in items}.values())
-        exporter = threading.Thread(target=self._export_ahead, args=(firsts, finished),
+        firsts = {i.text: i for items in rounds for i in items}  # each architecture once
+        exporter = threading.Thread(target=self._export_ahead, args=(list(firsts.values()),
+                                                                      finished),
                                     name="hwnas-export-ahead", daemon=True)
         exporter.start()
         for w in workers:
@@ -265,7 +266,6 @@ class FarmProfiler(Profiler):
             if self.resources:  # the memory pass, after every timing
                 rows = store.measurements()
                 timed = set(rows.loc[rows["status"] == "ok", "arch"])
-                firsts = {i.text: i for items in rounds for i in items}
                 memory = [_Item(i.target, i.text, 0, memory_only=True)
                           for text, i in firsts.items()
                           if text in timed and text not in self._have_resources]
@@ -318,12 +318,9 @@ class FarmProfiler(Profiler):
                 self._have_resources.add(item.text)
             return 1
         if kind == "ok":
-            _, item, agent, m, seconds, resources = event
+            _, item, agent, m, seconds = event
             store.add(item.text, item.target.index, item.round_, m, seconds,
                       agent=agent.url if agent else None)
-            if resources is not None and item.text not in self._have_resources:
-                store.add_resources(item.text, item.target.index, *resources)
-                self._have_resources.add(item.text)
             return 1
         if kind == "failed":
             _, item, agent, error, seconds = event
@@ -441,7 +438,7 @@ class FarmProfiler(Profiler):
                                  f"agent ({type(e).__name__}: {e})", seconds))
                     continue
                 agent.measured += 1
-                results.put(("ok", item, agent, m, seconds, None))
+                results.put(("ok", item, agent, m, seconds))
             else:
                 results.put(("failed", item, agent,
                              f"agent: {answer.get('error') or 'failed without a reason'}",
