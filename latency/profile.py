@@ -23,8 +23,11 @@ export is not ready it times a later round of an architecture measured at least
 :data:`ROUND_GAP_S` earlier, or else exports the last architecture not yet given to the worker
 itself. This is the default (``prefetch=4``, the faster look-ahead in both quiet runs of
 results/benchmarks/profile_throughput_quiet*.md).
-``prefetch=0`` is the sequential path: export, session, timing, then memory, one after the other
-in this process, round after round.
+``prefetch=0`` is the sequential path: export, session and timing one after the other in this
+process, round after round. Either way memory is measured after the timing, never between two
+timings: a timing that came right after a memory measurement ran about 5% slower (the device
+agent's diagnosis, in the README), so what the worker did not measure is measured here in a last
+pass, after every round.
 """
 
 from __future__ import annotations
@@ -185,11 +188,7 @@ class Profiler:
                             or since_reference >= self.protocol.reference_every):
                         self._measure_reference(store, round_, position)
                         since_reference = 0
-                    ok = self._measure_one(store, t, text, round_)
-                    if self.resources and text not in have and ahead is None:
-                        if ok:  # a network that failed has nothing to measure
-                            self._record_resources(store, t, text, probe)
-                        have.add(text)
+                    self._measure_one(store, t, text, round_)
                     since_reference = (since_reference or 0) + 1
                     done_count += 1
                     if progress:
@@ -200,13 +199,17 @@ class Profiler:
                         store.add_resources(text, index.get(text), res.memory_mb,
                                             res.onnx_bytes, res.weight_bytes, res.error)
                         have.add(text)
-                # what the worker could not measure, and architectures timed before resources
-                # were measured (an older store)
+                # the sequential path's memory, what the worker could not measure, and
+                # architectures timed before resources were measured (an older store): here,
+                # after every round is timed, since a timing that follows a memory measurement
+                # runs about 5% slower (the agent's diagnosis in the README)
                 rows = store.measurements() if self.resources else None
                 timed = set(rows.loc[rows["status"] == "ok", "arch"]) if rows is not None else ()
                 for t in targets if self.resources else ():
                     text = self.space.format(t.arch)
                     if text not in have and text in timed:
+                        if progress:
+                            progress(done_count, total, f"{text} (memory)")
                         self._record_resources(store, t, text, probe)
                         have.add(text)
             wanted = {self.space.format(t.arch) for t in targets}

@@ -98,3 +98,31 @@ def test_a_prefetching_profile_times_every_architecture_once_per_round(tmp_path)
         rows = store.measurements()
         assert len(rows) == 12 and not rows.duplicated(["arch", "round"]).any()
         assert len(store.resources()) == 4
+
+
+class Recording(Profiler):
+    """A profiler that notes the order in which it times networks and measures their memory."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[str, str]] = []
+
+    def _measure_one(self, store, t, text, round_):
+        self.calls.append(("time", text))
+        return super()._measure_one(store, t, text, round_)
+
+    def _record_resources(self, store, t, text, probe):
+        self.calls.append(("memory", text))
+        return super()._record_resources(store, t, text, probe)
+
+
+def test_the_sequential_path_measures_memory_after_every_timing(tmp_path):
+    # a timing right after a memory measurement ran ~5% slower, so memory comes last
+    ts = targets(3)
+    profiler = Recording(SPACE, get_runtime("ort-cpu"), FAST, tmp_path, "cpu", prefetch=0)
+    table = profiler.run(ts)
+    kinds = [kind for kind, _ in profiler.calls]
+    assert kinds == ["time"] * 6 + ["memory"] * 3
+    assert sorted(text for kind, text in profiler.calls if kind == "memory") == sorted(
+        SPACE.format(t.arch) for t in ts)
+    assert table.frame["memory_mb"].notna().all() and (table.frame["memory_mb"] > 0).all()
