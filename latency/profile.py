@@ -104,8 +104,8 @@ class Profiler:
             reused when asked again). ``meta.json`` counts both.
         prefetch: architectures a worker process exports ahead of the one being timed (it
             then measures their memory and sizes); 0: the sequential path, everything in this
-            process. Default 4: a fresh profile took 0.799x and 1.230x its timed loop alone in
-            two quiet runs, against 0.925x and 1.422x with 2
+            process. Default 4: a fresh profile took 0.799x, 1.230x and 1.096x its timed loop
+            alone in three quiet runs, against 0.925x and 1.422x with 2 in the first two
             (results/benchmarks/profile_throughput_quiet*.md).
         resources: measure each architecture's memory and sizes once (the table's
             ``memory_mb``, ``onnx_bytes`` and ``weight_bytes`` columns).
