@@ -160,7 +160,8 @@ def space_problem(tables: Any, device: str, space: Space | None = None
     return problem, {"fit": fit, "latency_table": table, "flops_table": macs}
 
 
-def additive_front(costs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def additive_front(costs: Sequence[np.ndarray], rtol: float = 1e-12
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """The exact Pareto front of a chain whose minimised objectives are sums over layers.
 
     Dynamic programming over the layers (the multi-objective knapsack recursion): the front of
@@ -170,6 +171,7 @@ def additive_front(costs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
     Args:
         costs: per objective, an ``(n_layers, n_choices)`` array of minimised per-layer costs.
+        rtol: second sums within this share of their largest magnitude are equal.
 
     Returns:
         ``(F, genes)``: the front's ``(p, 2)`` objective sums, sorted by the first objective, and
@@ -180,6 +182,7 @@ def additive_front(costs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
         raise HwnasError(f"additive_front: two (n_layers, n_choices) arrays, got {a.shape}, "
                          f"{b.shape}")
     n_layers, k = a.shape
+    tol = rtol * max(1.0, float(np.abs(b).max(axis=1).sum()))
     f1, f2 = np.zeros(1), np.zeros(1)
     pointers: list[tuple[np.ndarray, np.ndarray]] = []
     for layer in range(n_layers):
@@ -188,9 +191,10 @@ def additive_front(costs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
         parent, op = np.divmod(np.arange(len(s1)), k)
         order = np.lexsort((s2, s1))  # by the first sum, ties by the second
         s1, s2, parent, op = s1[order], s2[order], parent[order], op[order]
-        # a point is on the front when its second sum beats every point before it
+        # a point is on the front when its second sum beats every point before it; sums that
+        # differ by rounding only (the same costs added in another order) are ties
         best = np.minimum.accumulate(np.concatenate([[np.inf], s2[:-1]]))
-        keep = s2 < best
+        keep = s2 < best - tol
         f1, f2 = s1[keep], s2[keep]
         pointers.append((parent[keep], op[keep]))
     genes = np.zeros((len(f1), n_layers), dtype=np.int64)
