@@ -245,7 +245,8 @@ class SurrogateParetoSearch(Strategy):
         local_bonus: standard deviations taken off the gap of the one-edit neighbours of observed
             front members (Pareto sets of NAS problems lie largely in connected regions of the
             neighbourhood graph, the premise of PLS); not applied to a table's rows (a
-            :class:`~hwnas.search.strategies.candidates.TableSpace` or ``pool``).
+            :class:`~hwnas.search.strategies.candidates.TableSpace` or ``pool``), nor to the
+            candidates of a space too large to list (half of them are those neighbours already).
         forest: objectives (positions among the told ones) whose model averages the ridge with an
             extremely randomised forest
             (:class:`hwnas.search.strategies.blend.RidgeForestBlend`): for objectives that are
