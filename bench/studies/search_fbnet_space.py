@@ -3,8 +3,8 @@ device, against its exact Pareto front: hwnas's strategies, ``auto``, and pymoo'
 
 ``search_fbnet.py`` searches the 5,000 rows of the FBNet table, the only networks with a measured
 latency there. A user who searches FBNet with a latency source that answers for any network (a
-per-layer lookup table as FBNet's own, Wu et al., CVPR 2019; a live measurement; a predictor) searches
-all 9^22 ~ 9.8e20 chains: no strategy can list them, the surrogate's candidates come from
+per-layer lookup table as FBNet's own, Wu et al., CVPR 2019; a live measurement; a predictor)
+searches all 9^22 ~ 9.8e20 chains: no strategy can list them, the surrogate's candidates come from
 :class:`hwnas.search.strategies.candidates.CandidateGenerator`, and the ``any-space`` rule of
 :mod:`hwnas.search.strategies.auto` decides what ``auto`` runs. This study measures that path.
 

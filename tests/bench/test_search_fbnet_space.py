@@ -30,7 +30,8 @@ def test_additive_front_is_the_brute_force_front(seed: int) -> None:
     front, genes = additive_front([a, b])
     assert np.allclose(np.unique(np.round(front, 9), axis=0), brute)
     # every genotype returned reaches its point
-    again = np.column_stack([a[np.arange(layers), genes].sum(1), b[np.arange(layers), genes].sum(1)])
+    rows = np.arange(layers)
+    again = np.column_stack([a[rows, genes].sum(1), b[rows, genes].sum(1)])
     assert np.allclose(again, front)
     assert np.all(np.diff(front[:, 0]) > 0) and np.all(np.diff(front[:, 1]) < 0)
 
