@@ -259,6 +259,10 @@ class CandidateGenerator:
         parents = [archs[i] for i in rng.permutation(front)] if len(front) else [
             archs[i] for i in order[:1]]
         for p in parents:  # 1. one-edit neighbourhoods of the front
+            # stop listing neighbourhoods once the share is full: listing all of them for
+            # every front member was 97% of a whole-FBNet-space search's time
+            if len(pool) >= self.local * n:
+                break
             for b in space.neighbours(p):
                 if len(pool) >= self.local * n:
                     break
