@@ -59,8 +59,8 @@ from hwnas.bench.problem import build_prior
 from hwnas.latency import atomic_write_text
 from hwnas.search import STRATEGIES, create_strategy, get_space
 
-__all__ = ["default_priors", "available_strategies", "summarise", "markdown_table", "goal_check",
-           "git_commit", "main"]
+__all__ = ["default_priors", "available_strategies", "run_jobs", "run_logged", "sort_and_report",
+           "group_runs", "summarise", "markdown_table", "goal_check", "git_commit", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")
@@ -182,6 +182,24 @@ def run_jobs(job: Any, jobs: list, n_jobs: int, collect: Any) -> None:
     else:
         for j in jobs:
             collect(job(j))
+
+
+def run_logged(job: Any, jobs: list, n_jobs: int, partial: Path, every: int = 10) -> list[dict]:
+    """:func:`run_jobs`, keeping every finished run: each ``every`` runs (and at the end) all so
+    far are written to ``partial`` (JSON lines, atomically) and progress goes to stderr."""
+    runs: list[dict] = []
+    t0 = time.perf_counter()
+
+    def collect(r: dict) -> None:
+        runs.append(r)
+        if len(runs) % every == 0 or len(runs) == len(jobs):
+            atomic_write_text(partial, "".join(json.dumps(x, default=float) + "\n"
+                                               for x in runs))
+            print(f"  {len(runs)}/{len(jobs)} runs, {time.perf_counter() - t0:.0f}s",
+                  file=sys.stderr)
+
+    run_jobs(job, jobs, n_jobs, collect)
+    return runs
 
 
 def sort_and_report(runs: list[dict]) -> list[dict]:

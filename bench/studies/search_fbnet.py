@@ -58,7 +58,7 @@ from hwnas.bench.problem import build_prior
 from hwnas.latency import atomic_write_text
 from hwnas.search.strategies.candidates import TableSpace
 
-from .search_benchmark import group_runs, run_jobs, sort_and_report
+from .search_benchmark import group_runs, run_logged, sort_and_report
 
 __all__ = ["TEST_DEVICES", "VALID_DEVICES", "fbnet_problem", "parse_strategy", "summarise",
            "markdown_table", "main"]
@@ -205,18 +205,8 @@ def main() -> int:
     print(f"{len(jobs)} runs ({len(problems)} devices x {len(strategies)} strategies x "
           f"{args.seeds} seeds, {max(budgets)} unique evaluations each) on {args.jobs} "
           "processes", file=sys.stderr)
-    runs: list[dict] = []
     partial = Path(f"{args.out}.partial.jsonl")
-    t_runs = time.perf_counter()
-
-    def collect(r: dict) -> None:
-        runs.append(r)
-        if len(runs) % 10 == 0 or len(runs) == len(jobs):
-            atomic_write_text(partial, "".join(json.dumps(x) + "\n" for x in runs))
-            print(f"  {len(runs)}/{len(jobs)} runs, {time.perf_counter() - t_runs:.0f}s",
-                  file=sys.stderr)
-
-    run_jobs(_job, jobs, args.jobs, collect)
+    runs = run_logged(_job, jobs, args.jobs, partial, every=10)
     errors = sort_and_report(runs)
     summary = summarise(runs, budgets)
     total = time.perf_counter() - t_start

@@ -64,7 +64,7 @@ from hwnas.search import Architecture, HwnasError, MetricSource, Objective, Spac
 from hwnas.search.pareto import pareto_mask
 from hwnas.search.strategies.peers_pymoo import PymooNSGA2
 
-from .search_benchmark import group_runs, run_jobs, sort_and_report
+from .search_benchmark import group_runs, run_logged, sort_and_report
 from .search_fbnet import parse_strategy
 
 __all__ = ["TEST_DEVICES", "VALID_DEVICES", "DEFAULT_STRATEGIES", "LayerCost", "fit_layer_latency",
@@ -374,18 +374,8 @@ def main() -> int:
     print(f"{len(jobs)} runs ({len(problems)} devices x {len(strategies)} strategies x "
           f"{args.seeds} seeds, {max(budgets)} unique evaluations each) on {args.jobs} "
           "processes", file=sys.stderr)
-    runs: list[dict] = []
     partial = Path(f"{args.out}.partial.jsonl")
-    t_runs = time.perf_counter()
-
-    def collect(r: dict) -> None:
-        runs.append(r)
-        if len(runs) % 5 == 0 or len(runs) == len(jobs):
-            atomic_write_text(partial, "".join(json.dumps(x) + "\n" for x in runs))
-            print(f"  {len(runs)}/{len(jobs)} runs, {time.perf_counter() - t_runs:.0f}s",
-                  file=sys.stderr)
-
-    run_jobs(_job, jobs, args.jobs, collect)
+    runs = run_logged(_job, jobs, args.jobs, partial, every=5)
     errors = sort_and_report(runs)
     summary = summarise(runs, budgets)
     # what a user's default search runs on each problem, at the smallest budget, seed 0
