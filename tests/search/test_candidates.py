@@ -101,6 +101,25 @@ def test_generator_proposes_new_distinct_candidates_around_the_front(layer_costs
     assert len(near & set(out)) >= 150  # half the candidates: one edit from a front member
 
 
+def test_generator_lists_only_the_neighbourhoods_it_uses():
+    # a front of 60 members (anti-correlated objectives) and 176 neighbours each: the local share
+    # (50 of 100) is full after the first member, so one or two neighbourhoods are listed, not 60
+    space = get_space("fbnet")
+    archs = space.sample_batch(60, np.random.default_rng(2))
+    F = np.column_stack([np.arange(60.0), -np.arange(60.0)])
+    calls = []
+
+    class Counting(type(space)):
+        def neighbours(self, arch):
+            calls.append(arch)
+            return super().neighbours(arch)
+
+    counted = Counting()
+    out = CandidateGenerator(counted, 100)(archs, F, np.zeros(60), np.random.default_rng(0),
+                                           lambda a: a not in set(archs))
+    assert len(out) == 100 and len(calls) <= 2
+
+
 def test_generator_rejects_bad_shares():
     with pytest.raises(Exception, match="shares"):
         CandidateGenerator(get_space("fbnet"), 10, local=0.9, mutations=0.2)
