@@ -60,8 +60,8 @@ from hwnas.search.strategies.candidates import TableSpace
 
 from .search_benchmark import group_runs, run_logged, sort_and_report
 
-__all__ = ["TEST_DEVICES", "VALID_DEVICES", "fbnet_problem", "parse_strategy", "summarise",
-           "markdown_table", "main"]
+__all__ = ["TEST_DEVICES", "VALID_DEVICES", "fbnet_problem", "parse_strategy", "parse_lists",
+           "summarise", "markdown_table", "main"]
 
 #: HELP's fbnet test devices (reported)
 TEST_DEVICES = ("fpga", "raspi4", "eyeriss")
@@ -101,6 +101,19 @@ def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:
         except json.JSONDecodeError:
             options[key] = value
     return name, options
+
+
+def parse_lists(budgets: str, strategies: str, devices: str
+                ) -> tuple[list[int], list[str], list[str]]:
+    """``--budgets`` (sorted, unique), ``--strategies`` (split on ``;`` when the text has one, as
+    variants with options do, else on ``,``) and ``--devices`` of the FBNet studies.
+
+    Raises:
+        ValueError: a budget that is not an integer.
+    """
+    sep = ";" if ";" in strategies else ","
+    return (sorted({int(b) for b in budgets.split(",") if b}),
+            [s for s in strategies.split(sep) if s], [d for d in devices.split(",") if d])
 
 
 def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
@@ -176,15 +189,12 @@ def main() -> int:
 
     t_start = time.perf_counter()
     try:
-        budgets = sorted({int(b) for b in args.budgets.split(",") if b})
+        budgets, strategies, devices = parse_lists(args.budgets, args.strategies, args.devices)
     except ValueError:
         print(f"search_fbnet: --budgets must be integers, got {args.budgets!r}", file=sys.stderr)
         return 2
-    sep = ";" if ";" in args.strategies else ","
-    strategies = [s for s in args.strategies.split(sep) if s and s != PYMOO_NSGA2]
-    strategies.append(PYMOO_NSGA2)
+    strategies = [s for s in strategies if s != PYMOO_NSGA2] + [PYMOO_NSGA2]
     tables = load_tables("fbnet", args.data)
-    devices = [d for d in args.devices.split(",") if d]
     bad = [d for d in devices if d not in tables.devices]
     if bad or args.seeds < 1 or not budgets or min(budgets) < 1:
         print(f"search_fbnet: unknown devices {bad} (valid: {', '.join(tables.devices)}), or "

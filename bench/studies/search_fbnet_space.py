@@ -65,7 +65,7 @@ from hwnas.search.pareto import pareto_mask
 from hwnas.search.strategies.peers_pymoo import PymooNSGA2
 
 from .search_benchmark import group_runs, run_logged, sort_and_report
-from .search_fbnet import parse_strategy
+from .search_fbnet import parse_lists, parse_strategy
 
 __all__ = ["TEST_DEVICES", "VALID_DEVICES", "DEFAULT_STRATEGIES", "LayerCost", "fit_layer_latency",
            "space_problem", "additive_front", "ValueFrontScorer", "summarise", "markdown_table",
@@ -328,24 +328,26 @@ def main() -> int:
 
     t_start = time.perf_counter()
     try:
-        budgets = sorted({int(b) for b in args.budgets.split(",") if b})
+        budgets, strategies, devices = parse_lists(args.budgets, args.strategies, args.devices)
     except ValueError:
         print(f"search_fbnet_space: --budgets must be integers, got {args.budgets!r}",
               file=sys.stderr)
         return 2
     from hwnas.search import list_strategies
 
-    sep = ";" if ";" in args.strategies else ","
-    strategies = [s for s in args.strategies.split(sep) if s]
     valid = set(list_strategies()) | {"pymoo-nsga2"}
     tables = load_tables("fbnet", args.data)
-    devices = [d for d in args.devices.split(",") if d]
     bad = [d for d in devices if d not in tables.devices]
     unknown = [s for s in strategies if parse_strategy(s)[0] not in valid]
-    if bad or unknown or args.seeds < 1 or not budgets or min(budgets) < 1:
-        print(f"search_fbnet_space: unknown devices {bad} (valid: {', '.join(tables.devices)}), "
-              f"unknown strategies {unknown} (valid: {', '.join(sorted(valid))}), or "
-              "--seeds/--budgets below 1", file=sys.stderr)
+    wrong = []
+    if bad:
+        wrong.append(f"unknown devices {bad} (valid: {', '.join(tables.devices)})")
+    if unknown:
+        wrong.append(f"unknown strategies {unknown} (valid: {', '.join(sorted(valid))})")
+    if args.seeds < 1 or not budgets or min(budgets) < 1:
+        wrong.append("--seeds and --budgets must be at least 1")
+    if wrong:
+        print(f"search_fbnet_space: {'; '.join(wrong)}", file=sys.stderr)
         return 2
     problems: dict[str, dict[str, Any]] = {}
     for d in devices:
