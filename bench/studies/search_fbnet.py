@@ -1,5 +1,6 @@
 """Multi-objective search on the FBNet table's 5,000 architectures (a space of 9^22 that cannot be
-listed), per device: hwnas's strategies against pymoo's NSGA-II and random search.
+listed), per device: hwnas's strategies against pymoo's NSGA-II and random search; ``--space ofa``:
+the same on the once-for-all table's 5,000 rows (a space of about 5e20).
 
 The space: HW-NAS-Bench's FBNet chains (Li et al., ICLR 2021) as HELP (Lee et al., NeurIPS 2021)
 ships them: 5,000 sampled architectures with latency on 24 devices and no accuracy. Only those
@@ -25,12 +26,21 @@ genotypes mapped to rows the same way. Indicators as in ``search_benchmark.py``:
 table's true Pareto set (by row), hypervolume ratio (normalised by the true front's ideal and
 nadir, reference 1.1), of the first ``b`` unique evaluations of one run of the largest budget.
 
+OFA (``--space ofa``): HELP's 5,000 OFA MobileNetV3 sub-networks with latency on 12 GPU
+configurations; compute is the whole network's multiply-accumulates at its input resolution
+(:func:`hwnas.search.spaces.ofa_cost.ofa_costs`; ``--capacity params``: its parameters). Nothing
+was chosen on OFA: the strategies run with the settings chosen on NB201 and FBNet, and the devices
+(:data:`OFA_DEVICES`: HELP's ofa test device and its two meta-validation devices) are all
+held out.
+
 A variant of a strategy with options: ``NAME@key=value,key=value`` (values parsed as JSON, e.g.
 ``surrogate@transform="raw",local_bonus=0``).
 
 Usage:
     python bench/scripts/search_fbnet.py --seeds 10 --budgets 100,300,1000 \\
         --out results/benchmarks/search_fbnet.json
+    python bench/scripts/search_fbnet.py --space ofa --seeds 10 --budgets 100,300,1000 \\
+        --out results/benchmarks/search_ofa.json
 """
 
 from __future__ import annotations
@@ -60,14 +70,17 @@ from hwnas.search.strategies.candidates import TableSpace
 
 from .search_benchmark import group_runs, run_logged, sort_and_report
 
-__all__ = ["TEST_DEVICES", "VALID_DEVICES", "fbnet_problem", "parse_strategy", "parse_lists",
-           "summarise", "markdown_table", "main"]
+__all__ = ["TEST_DEVICES", "VALID_DEVICES", "OFA_DEVICES", "fbnet_problem", "ofa_problem",
+           "parse_strategy", "parse_lists", "summarise", "markdown_table", "main"]
 
 #: HELP's fbnet test devices (reported)
 TEST_DEVICES = ("fpga", "raspi4", "eyeriss")
 #: devices settings were chosen on: HELP's meta-validation CPU and GPU and two meta-training
 #: devices of other families (a phone, a second CPU); fixed before any run
 VALID_DEVICES = ("gold_6240", "titanx_1", "samsung_a50", "silver_4114")
+#: OFA devices reported: HELP's ofa test device and meta-validation devices (nothing is chosen on
+#: OFA, so all are held out)
+OFA_DEVICES = ("titan_rtx_64", "titan_rtx_1", "titan_rtx_32")
 DEFAULT_STRATEGIES = ("random", "evolution", "nsga2", "surrogate", "surrogate+prior")
 PRIOR_VARIANT = "surrogate+prior"
 
@@ -87,6 +100,19 @@ def fbnet_problem(tables: Any, device: str, capacity: str = "flops") -> TabularP
     latency = tables.get_latency(device, np.arange(len(tables)))
     space = TableSpace(tables.space, tables.archs)
     return TabularProblem(f"fbnet/{device}/latency+{capacity}", space, list(tables.archs),
+                          ("latency", capacity), ("min", "max"), np.column_stack([latency, column]))
+
+
+def ofa_problem(tables: Any, device: str, capacity: str = "flops") -> TabularProblem:
+    """Latency on ``device`` (min) x the whole network's MACs or parameters (max), over the
+    OFA table's rows."""
+    from hwnas.search.spaces.ofa_cost import ofa_costs
+
+    cost = ofa_costs(tables.space, list(tables.archs))
+    column = cost[:, 0] if capacity == "flops" else cost[:, 1] / 1e6
+    latency = tables.get_latency(device, np.arange(len(tables)))
+    space = TableSpace(tables.space, tables.archs)
+    return TabularProblem(f"ofa/{device}/latency+{capacity}", space, list(tables.archs),
                           ("latency", capacity), ("min", "max"), np.column_stack([latency, column]))
 
 
@@ -175,8 +201,10 @@ def markdown_table(summary: dict, problems: dict[str, dict], strategies: list[st
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None, help="table folder (default: the bundled tables)")
-    ap.add_argument("--devices", default=",".join(TEST_DEVICES + VALID_DEVICES),
-                    help="comma-separated latency columns of the fbnet table")
+    ap.add_argument("--space", choices=("fbnet", "ofa"), default="fbnet")
+    ap.add_argument("--devices", default=None,
+                    help="comma-separated latency columns of the table (default: fbnet's test "
+                         "and validation devices; ofa: OFA_DEVICES)")
     ap.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
                     help=f"comma-separated; {PYMOO_NSGA2} always runs too; NAME@k=v,... for "
                          "options (separate such variants with ';')")
@@ -184,8 +212,18 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--budgets", default="100,300,1000")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
-    ap.add_argument("--out", default="results/benchmarks/search_fbnet.json")
+    ap.add_argument("--out", default=None,
+                    help="default: results/benchmarks/search_fbnet.json (ofa: search_ofa.json)")
     args = ap.parse_args()
+    groups = ((("HELP's fbnet test devices", TEST_DEVICES),
+               ("validation devices (settings chosen here)", VALID_DEVICES))
+              if args.space == "fbnet" else
+              (("HELP's ofa test and meta-validation devices (nothing chosen on OFA)",
+                OFA_DEVICES),))
+    if args.devices is None:
+        args.devices = ",".join(d for _, g in groups for d in g)
+    if args.out is None:
+        args.out = f"results/benchmarks/search_{args.space}.json"
 
     t_start = time.perf_counter()
     try:
@@ -194,7 +232,8 @@ def main() -> int:
         print(f"search_fbnet: --budgets must be integers, got {args.budgets!r}", file=sys.stderr)
         return 2
     strategies = [s for s in strategies if s != PYMOO_NSGA2] + [PYMOO_NSGA2]
-    tables = load_tables("fbnet", args.data)
+    tables = load_tables(args.space, args.data)
+    make_problem = fbnet_problem if args.space == "fbnet" else ofa_problem
     bad = [d for d in devices if d not in tables.devices]
     if bad or args.seeds < 1 or not budgets or min(budgets) < 1:
         print(f"search_fbnet: unknown devices {bad} (valid: {', '.join(tables.devices)}), or "
@@ -202,14 +241,14 @@ def main() -> int:
         return 2
     problems: dict[str, dict[str, Any]] = {}
     for d in devices:
-        p = fbnet_problem(tables, d, args.capacity)
+        p = make_problem(tables, d, args.capacity)
         _PROBLEMS[p.name], _SCORERS[p.name] = p, FrontScorer(p)
         problems[p.name] = {"device": d, "true_front_size": int(len(p.front)),
                             "true_front": p.front.tolist()}
         if any(s.startswith(PRIOR_VARIANT) for s in strategies):
             # every other device's latency, never the objective's own device
-            _PRIORS[p.name] = build_prior("fbnet", [x for x in tables.devices if x != d], tables,
-                                          device=d)
+            _PRIORS[p.name] = build_prior(args.space, [x for x in tables.devices if x != d],
+                                          tables, device=d)
     jobs = [(k, s, seed, budgets) for seed in range(args.seeds) for k in problems
             for s in strategies]
     print(f"{len(jobs)} runs ({len(problems)} devices x {len(strategies)} strategies x "
@@ -221,19 +260,21 @@ def main() -> int:
     summary = summarise(runs, budgets)
     total = time.perf_counter() - t_start
     texts = []
-    for title, group in (("HELP's fbnet test devices", TEST_DEVICES),
-                         ("validation devices (settings chosen here)", VALID_DEVICES)):
+    label = {"fbnet": "FBNet", "ofa": "OFA"}[args.space]
+    for title, group in groups:
         if any(m["device"] in group for m in problems.values()):
-            texts.append(f"### FBNet table, latency x {args.capacity} (max), {title}; "
+            texts.append(f"### {label} table, latency x {args.capacity} (max), {title}; "
                          f"{args.seeds} seeds, medians\n\n"
                          + markdown_table(summary, problems, strategies, budgets, list(group)))
     report = "\n\n".join(texts)
     print(report)
     print(f"{len(runs) - len(errors)} runs ok, {len(errors)} failed; total {total:.0f}s")
-    record = {"benchmark": "search_fbnet", "space": "fbnet (table rows)",
-              "objectives": ["latency (min)", f"{args.capacity} of the 22 layers, millions (max)"],
+    what = "the 22 layers" if args.space == "fbnet" else "the whole network"
+    record = {"benchmark": "search_fbnet", "space": f"{args.space} (table rows)",
+              "objectives": ["latency (min)", f"{args.capacity} of {what}, millions (max)"],
               "budgets": budgets, "seeds": args.seeds, "strategies": strategies,
-              "test_devices": list(TEST_DEVICES), "valid_devices": list(VALID_DEVICES),
+              **({"test_devices": list(TEST_DEVICES), "valid_devices": list(VALID_DEVICES)}
+                 if args.space == "fbnet" else {"held_out_devices": list(OFA_DEVICES)}),
               "command": " ".join(["python", "bench/scripts/search_fbnet.py", *sys.argv[1:]]),
               "total_s": total, "problems": problems, "summary": summary, "runs": runs,
               "markdown": report}
