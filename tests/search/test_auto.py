@@ -68,6 +68,10 @@ def test_the_reason_names_its_evidence():
     # a space without a table: the evidence is the search of the whole FBNet space
     reason = pick(**FBNET, n_objectives=2).reason
     assert "search_fbnet_space.json" in reason and "search_fbnet.json" in reason
+    # a table's rows (FBNet's or OFA's 5,000): the table-rows studies of both spaces
+    reason = pick(space="ofa", enumerable=True, space_size=5000.0, n_objectives=2, budget=300,
+                  priors=("v100_1",), table_rows=True).reason
+    assert "search_fbnet.json" in reason and "search_ofa.json" in reason
 
 
 def test_a_bad_evaluation_cost_is_refused():
