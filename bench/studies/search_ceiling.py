@@ -30,8 +30,8 @@ asks what that knowledge is worth at its best, and what the table's training noi
   has measured them; the rest it predicts (from the other devices' latencies, its default prior
   set, and the structure). The second reference predicts the device's log-latency the same way,
   out of fold from 80% of its own table (a ridge on the standardised structure and every other
-  device's log-latency, or gradient-boosted trees on the same, whichever ranks better), and runs
-  the policies on both predictions: *greedy* compares a prediction with the evaluated staircase at
+  device's log-latency, and gradient-boosted trees on the same; each model is tried and the best
+  model and policy per budget reported), and runs the policies on both predictions: *greedy* compares a prediction with the evaluated staircase at
   its predicted latency (the staircase itself is built from measured values), *membership*
   samples both objectives (latency with the out-of-fold residual spread). On a device whose
   latencies other devices explain almost exactly the two references agree; where they do not
