@@ -31,9 +31,10 @@ asks what that knowledge is worth at its best, and what the table's training noi
   set, and the structure). The second reference predicts the device's log-latency the same way,
   out of fold from 80% of its own table (a ridge on the standardised structure and every other
   device's log-latency, and gradient-boosted trees on the same; each model is tried and the best
-  model and policy per budget reported), and runs the policies on both predictions: *greedy* compares a prediction with the evaluated staircase at
-  its predicted latency (the staircase itself is built from measured values), *membership*
-  samples both objectives (latency with the out-of-fold residual spread). On a device whose
+  model and policy per budget reported), and runs the policies on both predictions: *greedy*
+  compares a prediction with the evaluated staircase at its predicted latency (the staircase
+  itself is built from measured values), *membership* samples both objectives (latency with the
+  out-of-fold residual spread). On a device whose
   latencies other devices explain almost exactly the two references agree; where they do not
   (a phone's or a board's noise), this one says how much of the front any search that has to
   learn the latency can expect.
