@@ -97,9 +97,15 @@ def fbnet_problem(tables: Any, device: str, capacity: str = "flops") -> TabularP
     genes = np.array([a.genes for a in tables.archs])
     total = cost[np.arange(len(cost)), genes].sum(axis=1)
     column = total[:, 0] / 1e6 if capacity == "flops" else total[:, 1] / 1e6
+    return _rows_problem("fbnet", tables, device, capacity, column)
+
+
+def _rows_problem(name: str, tables: Any, device: str, capacity: str, column: np.ndarray
+                  ) -> TabularProblem:
+    """Latency on ``device`` (min) x ``column`` (max) over a table's rows, searched on them."""
     latency = tables.get_latency(device, np.arange(len(tables)))
     space = TableSpace(tables.space, tables.archs)
-    return TabularProblem(f"fbnet/{device}/latency+{capacity}", space, list(tables.archs),
+    return TabularProblem(f"{name}/{device}/latency+{capacity}", space, list(tables.archs),
                           ("latency", capacity), ("min", "max"), np.column_stack([latency, column]))
 
 
@@ -110,10 +116,7 @@ def ofa_problem(tables: Any, device: str, capacity: str = "flops") -> TabularPro
 
     cost = ofa_costs(tables.space, list(tables.archs))
     column = cost[:, 0] if capacity == "flops" else cost[:, 1] / 1e6
-    latency = tables.get_latency(device, np.arange(len(tables)))
-    space = TableSpace(tables.space, tables.archs)
-    return TabularProblem(f"ofa/{device}/latency+{capacity}", space, list(tables.archs),
-                          ("latency", capacity), ("min", "max"), np.column_stack([latency, column]))
+    return _rows_problem("ofa", tables, device, capacity, column)
 
 
 def parse_strategy(spec: str) -> tuple[str, dict[str, Any]]:

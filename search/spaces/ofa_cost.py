@@ -20,7 +20,6 @@ from functools import cache
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from .ofa import (
     _FIRST_BLOCK,
@@ -51,11 +50,9 @@ def _side(h: int, stride: int) -> int:
 def _block_cost(c_in: int, c_out: int, k: int, e: int, stride: int, hswish: bool, se: bool,
                 side: int) -> tuple[float, int]:
     with torch.device("meta"):
-        block = MBConv(c_in, c_out, k, e, stride, nn.Hardswish if hswish else nn.ReLU, se).eval()
-        x = torch.zeros(1, c_in, side, side)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            block(x)
-    return counter.get_total_flops() / 2.0, count_params(block)
+        block = MBConv(c_in, c_out, k, e, stride, nn.Hardswish if hswish else nn.ReLU, se)
+        macs = count_macs(block, (c_in, side, side))
+    return macs, count_params(block)
 
 
 @cache
@@ -78,22 +75,12 @@ def _tables(width_mult: float, r: int) -> tuple[np.ndarray, np.ndarray]:
         side = _side(side, _STAGE_STRIDES[s])
     # the rest: a built network's count minus its layers (the smallest network, two layers a stage)
     space = OFASpace(width_mult)
-    smallest = tuple(((KERNELS[0], EXPANDS[0]),) * 2 for _ in range(N_STAGES))
+    smallest = space.parse(f"r{res}|" + "|".join(["k3e3-k3e3"] * N_STAGES))
     with torch.device("meta"):
-        net = space.build(space.from_genes(_genes(smallest, r))).eval()
+        net = space.build(smallest)
         macs = count_macs(net, (3, res, res))
     own = sum(layer[s, int(j == 0), 0, 0] for s in range(N_STAGES) for j in range(2))
     return layer, np.array([macs - own[0], count_params(net) - own[1]])
-
-
-def _genes(stages: Sequence[Sequence[tuple[int, int]]], r: int) -> list[int]:
-    """Gene indices of a network with these stages at resolution index ``r``."""
-    d = [len(layers) - 2 for layers in stages]  # depths 2, 3, 4 are choices 0, 1, 2
-    ks, es = [0] * (N_STAGES * 4), [0] * (N_STAGES * 4)
-    for s, layers in enumerate(stages):
-        for j, (k, e) in enumerate(layers):
-            ks[4 * s + j], es[4 * s + j] = KERNELS.index(k), EXPANDS.index(e)
-    return [*d, *ks, *es, r]
 
 
 def ofa_costs(space: OFASpace, archs: Sequence[Architecture]) -> np.ndarray:
