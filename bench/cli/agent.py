@@ -25,7 +25,8 @@ def agent() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="TCP port (0: a free one, printed at start).")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File whose first line is the shared token (default: $HWNAS_AGENT_TOKEN).")
+              help="File whose first line is the shared token [default: the token itself "
+                   "from $HWNAS_AGENT_TOKEN].")
 @click.option("--device-name", default=None,
               help="Name the agent reports (default: the hostname).")
 @click.option("--max-model-mb", type=click.IntRange(1, 4096), default=64, show_default=True,

@@ -34,8 +34,12 @@ __all__ = ["deploy"]
               help="Measure on device agents (hwnas agent serve) instead of this machine; "
                    "repeat for a farm of one device. --device then names the runtime.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File with the agents' token on its first line [default: "
-                   "$HWNAS_AGENT_TOKEN].")
+              help="File with the agents' token on its first line [default: the token "
+                   "itself from $HWNAS_AGENT_TOKEN].")
+@click.option("--remote-deadline", type=FiniteFloatRange(min=0, min_open=True), default=300.0,
+              show_default=True,
+              help="Seconds without an answer from any agent before the measurement stops "
+                   "(resumable).")
 @click.option("--batch", type=click.IntRange(min=1, max=65536), default=1, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1, max=1024), default=1, show_default=True,
               help="Intra-op threads.")
@@ -48,8 +52,8 @@ __all__ = ["deploy"]
 @click.option("--max-runs", type=click.IntRange(min=1, max=10**6), default=200,
               show_default=True)
 def deploy(source: Path, device: str, top: int, out: Path, problem: str | None,
-           store: Path | None, remotes: tuple[str, ...], token_file: Path | None, batch: int,
-           threads: int, graph_opt: str, rounds: int,
+           store: Path | None, remotes: tuple[str, ...], token_file: Path | None,
+           remote_deadline: float, batch: int, threads: int, graph_opt: str, rounds: int,
            precision: float, max_runs: int) -> None:
     """Measure the front of a search (and its nearest runners-up) on this machine or on device
     agents (--remote), rebuild the front from the measured latencies, and write the deployable
@@ -69,7 +73,8 @@ def deploy(source: Path, device: str, top: int, out: Path, problem: str | None,
                                    max_runs=max(max_runs, 20), min_runs=min(20, max_runs))
     options = TargetOptions(RuntimeConfig(batch=batch, intra_op_threads=threads,
                                           graph_optimization=graph_opt), protocol, store,
-                           remote=remotes, token_file=token_file)
+                           remote=remotes, token_file=token_file,
+                           remote_deadline=remote_deadline)
     if token_file is not None and not remotes:
         raise click.UsageError("--token-file is for --remote URL; give the agents' URLs")
     target = resolve_target(device, options)

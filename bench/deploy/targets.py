@@ -69,6 +69,8 @@ class TargetOptions:
     #: the agents' bearer token (``None``: none given; the remote target reads
     #: ``$HWNAS_AGENT_TOKEN``)
     token_file: Path | None = None
+    #: seconds without an answer from any agent before the measurement stops (resumable)
+    remote_deadline: float = 300.0
 
 
 class DeployTarget(Protocol):
@@ -207,7 +209,8 @@ class RemoteTarget(LocalTarget):
 
         results = profile_remote(space, self.runtime, self.options.protocol, self.store,
                                  f"remote-{self.runtime.name}", self.urls, self.token,
-                                 list(targets), table="request", progress=progress)
+                                 list(targets), table="request", progress=progress,
+                                 deadline=self.options.remote_deadline)
         if len(results) > 1:
             raise DeployError("a deploy measures one device, but the agents report "
                               f"{len(results)}: {', '.join(r.device for r in results)} (their "

@@ -37,6 +37,10 @@ def read_token(token_file: Path | None, environ: dict[str, str] | None = None) -
         if not token:
             raise AgentError(f"no token: pass --token-file FILE or set {TOKEN_ENV}; valid: a "
                              "non-empty secret the host also holds")
+        # the variable holds the token itself; one naming a file would make its path the secret
+        if os.path.isfile(os.path.expanduser(token)):
+            raise AgentError(f"{TOKEN_ENV} names the file {token!r}; it must hold the token "
+                             f"itself: pass --token-file {token} instead")
         return token
     try:
         lines = token_file.read_text(encoding="utf-8").splitlines()

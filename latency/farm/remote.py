@@ -58,7 +58,7 @@ def connect(urls: Sequence[str], token: str, backend: str, deadline: float = 300
     clients = {u: AgentClient(u, token, connect_timeout=connect_timeout) for u in urls}
     if len(clients) < len(urls):
         raise FarmError("--remote names the same agent twice; give each agent once")
-    start, attempt = time.monotonic(), 0
+    start, attempt, told = time.monotonic(), 0, -1.0
     while True:
         with ThreadPoolExecutor(max_workers=min(16, len(clients))) as pool:
             answers = dict(zip(clients, pool.map(_probe, clients.values()), strict=True))
@@ -87,10 +87,19 @@ def connect(urls: Sequence[str], token: str, backend: str, deadline: float = 300
                 f"no agent answered in {waited:.0f} s ("
                 + "; ".join(f"{e.url}: {e.message}" for e in [*down.values(), *refused.values()])
                 + "); check that `hwnas agent serve` runs there and the address is right")
+        # waiting is what a board still booting needs, but a wrong address looks the same: say
+        # so at once and then every 30 s, so that a silent wait is never mistaken for a hang
+        if told < 0 or waited - told >= 30:
+            _warn(f"no agent answers yet after {waited:.0f} s ("
+                  + "; ".join(f"{e.url}: {e.message}" for e in down.values())
+                  + f"); asking again with back-off for up to {deadline:.0f} s "
+                  "(--remote-deadline)")
+            told = waited
         attempt += 1
         time.sleep(min(_backoff(attempt), max(0.0, deadline - waited)))
-    for u, e in refused.items():
-        _warn(f"agent {u} left out: {e.message}")
+    if usable:  # with none usable, the error below names every refusal once
+        for u, e in refused.items():
+            _warn(f"agent {u} left out: {e.message}")
     for u, e in down.items():
         _warn(f"agent {u} does not answer ({e.message}); profiling goes on without it until "
               "it does")

@@ -341,6 +341,16 @@ def test_token_from_the_environment_and_the_header_check():
         assert not token_ok(header, "tok"), header
 
 
+def test_a_token_variable_naming_a_file_is_refused(tmp_path):
+    from hwnas.latency.agent.security import TOKEN_ENV, read_token
+    from hwnas.latency.agent.wire import AgentError
+
+    path = tmp_path / "token"
+    path.write_text("s3cret\n")
+    with pytest.raises(AgentError, match=f"{TOKEN_ENV} names the file .*--token-file"):
+        read_token(None, {TOKEN_ENV: str(path)})
+
+
 # ---------------------------------------------------------------------- packaging
 _AGENT_FILES = ["latency/agent/__init__.py", "latency/agent/server.py", "latency/agent/worker.py",
                 "latency/agent/wire.py", "latency/agent/security.py", "latency/protocol.py",

@@ -340,6 +340,27 @@ def test_every_agent_refusing_the_token_is_one_line(agents, capsys, tmp_path, to
     assert "token" in err[0]
 
 
+def test_every_agent_refusing_says_it_once(agents, capsys, tmp_path, token_file):
+    code = main(["profile", "--space", "nb201", "--name", "farm", "--max-runs", "1",
+                 "--precision", "1", "--remote", agents["c"].url, "--token-file",
+                 str(token_file), "--archs", "2", "--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "no agent can profile" in lines[0], lines
+
+
+def test_waiting_for_an_agent_says_so_at_once(capsys, tmp_path, token_file):
+    """A wrong address looks like a board still booting: the wait is said, not silent."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = main(["profile", "--space", "nb201", "--name", "farm", "--remote",
+                 f"http://127.0.0.1:{port}", "--token-file", str(token_file),
+                 "--remote-deadline", "1", "--archs", "2", "--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "no agent answered" in lines[-1]
+    assert any("no agent answers yet" in x and "--remote-deadline" in x for x in lines), lines
+
+
 def test_the_deadline_stops_the_profile_and_a_rerun_resumes(agents, capsys, tmp_path,
                                                              token_file):
     """Last of the module: it kills agent d for good."""
