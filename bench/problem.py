@@ -33,6 +33,7 @@ from .core import (
     write_run,
 )
 from .core.priors import build_prior, default_prior
+from .core.runs import RUN_FILES, check_out_folder, check_run_config
 from .sources import ModelStatSource, TableAccuracy
 
 __all__ = ["TableAccuracy", "ModelStatSource", "SearchConfig", "build_objectives", "build_prior",
@@ -104,6 +105,8 @@ def run_problem(config: SearchConfig, tables: BenchmarkTables | None, out: str |
         raise HwnasError(f"budget must be an integer >= 1, got {config.budget!r}")
     if config.prior and config.no_prior:
         raise HwnasError("--prior and --no-prior contradict each other; give one or the other")
+    check_out_folder(out, "run.json", (*RUN_FILES, "run.json"))
+    check_run_config(out, asdict(config))
     problem = problem_of(config, tables)
     options = dict(config.strategy_options)
     if config.prior:

@@ -13,6 +13,7 @@ import click
 from hwnas.search import DataNotFoundError, get_space
 from hwnas.search.tables import load_tables
 
+from ..core.runs import check_out_folder
 from ..devices import profile_folder, results_dir
 from .inputs import read_indices
 from .options import NAME, SEED, SPACE, FiniteFloatRange, InFile, OutDir
@@ -64,8 +65,8 @@ DEFAULT_ROUNDS = 1
                    "repeat for a farm. Agents of several devices: one table per device in "
                    "OUT/DEVICE.")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File with the agents' token on its first line [default: "
-                   "$HWNAS_AGENT_TOKEN].")
+              help="File with the agents' token on its first line [default: the token "
+                   "itself from $HWNAS_AGENT_TOKEN].")
 @click.option("--remote-deadline", type=FiniteFloatRange(min=0, min_open=True), default=300.0,
               show_default=True,
               help="Seconds without an answer from any agent before the profile stops "
@@ -97,7 +98,7 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
         runtime.require()
     protocol = MeasurementProtocol(rounds=rounds, target_precision=precision,
                                    max_runs=max(max_runs, 20), min_runs=min(20, max_runs))
-    if cpus:
+    if cpus is not None:
         _pin(cpus)
     if lut:
         _build_lut(space_name, runtime_name, name, n_archs, seed, indices_file, config,
@@ -105,6 +106,7 @@ def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, 
         return
     targets = _targets(space_name, n_archs, seed, indices_file)
     out = out or profile_folder(name, runtime_name, batch, threads)
+    check_out_folder(out, "profile.sqlite")
     if remotes:
         _profile_remote(space, runtime, protocol, out, name, urls, token, targets,
                         remote_deadline)
@@ -145,7 +147,7 @@ def _remote_setup(remotes: tuple[str, ...], token_file: Path | None, runtime_nam
     if lut:
         raise click.UsageError("--lut builds a lookup table on this machine; it cannot be "
                                "combined with --remote")
-    if cpus:
+    if cpus is not None:
         raise click.UsageError("--cpu pins this machine's profiler; with --remote, pin the "
                                "agent instead (e.g. taskset -c 1 hwnas agent serve ...)")
     urls = [check_url(u) for u in remotes]
@@ -213,11 +215,15 @@ def _build_lut(space_name: str, runtime_name: str, name: str, n_archs: int | Non
 
 def _pin(cpus: str) -> None:
     valid = sorted(os.sched_getaffinity(0))
+    parts = [c.strip() for c in cpus.split(",")]
+    if not all(c.isdigit() for c in parts) or not {int(c) for c in parts} <= set(valid):
+        raise click.BadParameter(f"{cpus!r} is not a comma-separated list of this process's "
+                                 f"cores; valid: core numbers among {valid}",
+                                 param_hint="--cpu")
     try:
-        cores = {int(c) for c in cpus.split(",")}
-        os.sched_setaffinity(0, cores)
-    except (ValueError, OSError, OverflowError) as e:
-        raise click.BadParameter(f"{cpus!r}: {e}; valid: core numbers among {valid}",
+        os.sched_setaffinity(0, {int(c) for c in parts})
+    except OSError as e:
+        raise click.BadParameter(f"{cpus!r}: {e.strerror}; valid: core numbers among {valid}",
                                  param_hint="--cpu") from None
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..core.runs import check_out_folder
 from .options import InFile, OutDir, read_text
 
 __all__ = ["report"]
@@ -47,6 +48,7 @@ def report(inputs: tuple[Path, ...], out: Path, predictions: tuple[Path, ...],
     for pair in scatter:
         for path in pair:
             read_text(path, "--scatter")
+    check_out_folder(out, None)  # a report written into a run or compare folder mixes them
     # the data folder reaches the report through HWNAS_DATA, set by the group's --data
     paths = build_report(list(inputs), out, None, predictions=list(predictions),
                          scatter=list(scatter))

@@ -17,10 +17,11 @@ from typing import Any
 
 from hwnas.search import HwnasError
 
+from ..core.runs import check_out_folder, read_run
 from .executors import RUNNERS, Progress
 from .grid import check_grid
 from .run import run_folder
-from .spec import CompareConfig
+from .spec import CompareConfig, RunSpec
 from .values import EXECUTORS, ConfigError, is_int, one_line, show
 
 __all__ = ["RunsFailedError", "run_compare"]
@@ -76,9 +77,10 @@ def run_compare(config: CompareConfig, out: str | os.PathLike[str], data_dir: st
         raise ConfigError(f"workers must be an integer >= 1, got {show(workers)}")
     check_grid(config, data_dir)
     out = Path(out)
+    check_out_folder(out, "compare.json")
     specs = config.runs()
     for spec in specs:
-        run_folder(out, spec)
+        _refuse_other_finished_run(run_folder(out, spec), spec)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results = RUNNERS[executor](specs, str(out), data_dir, progress,
@@ -107,3 +109,22 @@ def run_compare(config: CompareConfig, out: str | os.PathLike[str], data_dir: st
     if manifest["failed"]:
         raise RunsFailedError(manifest, out / "compare.json")
     return manifest
+
+
+def _refuse_other_finished_run(folder: Path, spec: RunSpec) -> None:
+    """A finished, intact run of *another* configuration in a run's folder (the grid's problem
+    given another device, say) is refused before anything runs: rerunning would replace it.
+    Unfinished or damaged runs are rerun from their seed, as resuming does."""
+    if not (folder / "run.json").is_file():
+        return
+    try:
+        record, _ = read_run(folder)
+    except (HwnasError, OSError, ValueError, TypeError, AttributeError):
+        return
+    stored = record.get("config")
+    now = json.loads(json.dumps(asdict(spec.config)))
+    if isinstance(stored, dict) and stored != now:
+        diff = [k for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
+        raise ConfigError(f"{folder} holds a finished run made with other settings "
+                          f"({', '.join(diff)} differ); choose another --out, or delete that "
+                          "folder to rerun it")

@@ -24,10 +24,74 @@ import pandas as pd
 
 from hwnas.search import HwnasError
 
-__all__ = ["RUN_FILES", "write_run", "read_run", "verify_run", "replace_folder"]
+__all__ = ["RUN_FILES", "FOLDER_KINDS", "check_out_folder", "check_run_config", "write_run",
+           "read_run", "verify_run", "replace_folder"]
 
 #: the data files of a run folder, in the order they are written; run.json follows them
 RUN_FILES = ("evaluations.csv", "front.csv")
+
+
+#: the file that marks each kind of output folder, and what to call it in a message
+FOLDER_KINDS: dict[str, str] = {
+    "run.json": "a search run",
+    "compare.json": "a compare folder",
+    "profile.sqlite": "a device profile",
+    "deploy.json": "a deploy folder",
+}
+
+
+def check_out_folder(out: str | os.PathLike[str], mine: str | None,
+                     files: tuple[str, ...] = ()) -> None:
+    """Refuse an ``--out`` folder that another command's output lives in, before any work.
+
+    A search written into a compare folder (or a compare into a run) mixes the two, and later
+    commands read the wrong one. ``mine`` is the marker file of the command writing (``None``:
+    a command whose folder has no marker, e.g. a report); ``files`` are names the command
+    writes, none of which may be a folder there.
+
+    Raises:
+        HwnasError: ``out`` is a file, holds another kind's marker, or has a folder where one
+            of ``files`` goes.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HwnasError(f"--out {out} is a file; valid: a new folder or one this command wrote")
+    if not out.is_dir():
+        return
+    for marker, what in FOLDER_KINDS.items():
+        if marker != mine and (out / marker).exists():
+            raise HwnasError(f"--out {out} holds {what} ({marker}); writing here would mix the "
+                             "two: choose another --out")
+    for name in files:
+        if (out / name).is_dir():
+            raise HwnasError(f"--out {out}: {name} is a folder there, where this command writes "
+                             "a file; choose another --out")
+
+
+def check_run_config(out: str | os.PathLike[str], config: Mapping[str, Any]) -> None:
+    """Refuse to replace a run folder made with other settings (a rerun of the same search
+    replaces its run: a search is deterministic for its seed).
+
+    Raises:
+        HwnasError: ``out/run.json`` exists and records another configuration, or cannot be read.
+    """
+    path = Path(out) / "run.json"
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        raise HwnasError(f"--out {out} holds a run.json that cannot be read; choose another "
+                         "--out (nothing was replaced)") from None
+    now = json.loads(json.dumps(dict(config), default=str))
+    if not isinstance(stored, dict):
+        raise HwnasError(f"--out {out} holds a run.json without its configuration; choose "
+                         "another --out (nothing was replaced)")
+    diff = [f"{k}: {json.dumps(stored.get(k))} stored, {json.dumps(now.get(k))} now"
+            for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
+    if diff:
+        raise HwnasError(f"--out {out} holds a run made with other settings ({'; '.join(diff)}); "
+                         "choose another --out, or delete that folder to replace it")
 
 
 def _digest(data: bytes) -> str:

@@ -232,3 +232,52 @@ def test_a_device_folder_is_a_prior_and_cannot_be_its_own(capsys, synthetic_data
     code, _, err = run(capsys, *base, "--device", str(folder / "latency_ms.csv"),
                        "--prior", str(folder), "--out", str(tmp_path / "b"))
     assert code == 2 and "the objective's own device" in err, err
+
+
+def _digests(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_run_of_other_settings_is_not_replaced(capsys, synthetic_data, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", str(synthetic_data), "search", "--space", "nb201", "--device", "dev_a",
+            "--strategy", "random", "--seed", "3", "--out", str(out)]
+    assert run(capsys, *args, "--budget", "20")[0] == 0
+    before = _digests(out)
+    code, _, err = run(capsys, *args, "--budget", "30")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "other settings (budget: 20 stored, 30 now)" in err
+    assert _digests(out) == before
+    assert run(capsys, *args, "--budget", "20")[0] == 0  # the same search replaces its run
+    after = _digests(out)  # its timings in run.json differ, its results do not
+    assert all(after[n] == before[n] for n in ("evaluations.csv", "front.csv"))
+
+
+@pytest.mark.parametrize("marker, what", [("compare.json", "a compare folder"),
+                                          ("profile.sqlite", "a device profile"),
+                                          ("deploy.json", "a deploy folder")])
+def test_a_search_refuses_another_commands_folder(capsys, synthetic_data, tmp_path, marker,
+                                                  what):
+    (tmp_path / marker).write_text("{}")
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--strategy", "random", "--budget", "10",
+                       "--out", str(tmp_path))
+    assert code == 2 and f"holds {what} ({marker})" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [marker]
+
+
+def test_a_folder_where_a_run_file_goes_is_refused(capsys, synthetic_data, tmp_path):
+    (tmp_path / "front.csv").mkdir()
+    (tmp_path / "front.csv" / "keep.txt").write_text("mine")
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--strategy", "random", "--budget", "10",
+                       "--out", str(tmp_path))
+    assert code == 2 and "front.csv is a folder there" in err
+    assert (tmp_path / "front.csv" / "keep.txt").read_text() == "mine"
+
+
+def test_a_missing_device_table_path_is_not_found(capsys, synthetic_data, tmp_path):
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", str(tmp_path / "gone.csv"), "--budget", "10",
+                       "--out", str(tmp_path / "run"))
+    assert code == 2 and "not found" in err and "valid:" in err

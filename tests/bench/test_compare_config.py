@@ -260,7 +260,7 @@ def test_a_run_that_fails_at_run_time_is_reported_and_raised(synthetic_data, tmp
             device.write_bytes(saved)
 
     with pytest.raises(RunsFailedError, match=r"1 of 2 runs failed \(first: runs/nb201/nsga2/1: "
-                                              r"unknown nb201 device") as info:
+                                              r"device table .* not found") as info:
         run_compare(cfg, out, str(synthetic_data), progress=progress)
     manifest = info.value.manifest
     assert manifest["counts"] == {"done": 1, "skipped": 0, "locked": 0, "failed": 1}
@@ -363,3 +363,27 @@ def test_options_of_a_grid_built_in_code_are_checked_before_it_runs(synthetic_da
                                           "'nsga2' must be an integer >= 1, got -3"):
         run_compare(cfg, tmp_path / "out", str(synthetic_data))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_run_of_other_settings_is_not_replaced(synthetic_data, grid, tmp_path):
+    """The grid's problem given another device: its finished runs would be replaced; refused
+    before anything runs, every file intact."""
+    _, out = grid
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in files}
+    other = load_config(_write(tmp_path, BASE.replace('devices = ["dev_a"]',
+                                                      'devices = ["dev_b"]')))
+    with pytest.raises(ConfigError, match="holds a finished run made with other settings "
+                                          r"\(device differ\)"):
+        run_compare(other, out, str(synthetic_data), score=False)
+    assert {p: p.read_bytes() for p in sorted(p for p in out.rglob("*") if p.is_file())} \
+        == before
+
+
+def test_a_grid_refuses_a_search_run_folder(synthetic_data, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "run.json").write_text("{}")
+    cfg = load_config(_write(tmp_path, BASE))
+    with pytest.raises(HwnasError, match=r"holds a search run \(run.json\)"):
+        run_compare(cfg, tmp_path / "out", str(synthetic_data), score=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["run.json"]
