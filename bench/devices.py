@@ -213,6 +213,10 @@ def device_table_source(spec: str, space_name: str,
     if path.exists():
         return DeviceTableLatency(read_device_table(path), get_space(space_name),
                                   _index_of(tables))
+    if path.suffix.lower() in (".csv", ".parquet") or "/" in spec or os.sep in spec:
+        # written as a path: "unknown device, valid: <names>" would not say what is wrong
+        raise DataNotFoundError(f"device table {spec!r} not found; valid: an existing CSV, a "
+                                "device folder (hwnas profile --out), or a device name")
     if tables is None:
         raise DataNotFoundError(
             f"device {spec!r} is not a table path or live:RUNTIME, and public device names need "

@@ -170,12 +170,14 @@ class ProfileStore:
                 self._write("INSERT INTO settings VALUES (?, ?)",
                             (k, json.dumps(v, sort_keys=True)))
             return
-        diff = [k for k, v in settings.items()
-                if k in stored and json.loads(stored[k]) != json.loads(json.dumps(v))]
+        diff: list[str] = []
+        for k, v in settings.items():
+            if k in stored:
+                diff += _differences(k, json.loads(stored[k]), json.loads(json.dumps(v)))
         if diff:
             raise StoreError(
-                f"{self.directory} holds a profile made with other settings ({', '.join(diff)} "
-                "differ); resume it with the same options or choose another --out")
+                f"{self.directory} holds a profile made with other settings ({'; '.join(diff)}); "
+                "resume it with the same options or choose another --out")
 
     def settings(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self._con.execute("SELECT key, value FROM settings")}
@@ -247,3 +249,14 @@ class ProfileStore:
     def resources(self) -> pd.DataFrame:
         """Every recorded architecture's ``memory_mb``, ``onnx_bytes``, ``weight_bytes``."""
         return pd.read_sql_query("SELECT * FROM resource", self._con)
+
+
+def _differences(key: str, old: Any, new: Any) -> list[str]:
+    """``key.sub: old -> new`` for each setting that differs (nested dicts named by their path,
+    so that a batch size that differs is named, not the whole runtime)."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in _differences(f"{key}.{k}", old.get(k), new.get(k))]
+    return [f"{key}: {json.dumps(old)} stored, {json.dumps(new)} now"]

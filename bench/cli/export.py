@@ -66,10 +66,30 @@ def sqlite_path(storage: str) -> Path:
             a file-backed storage allows).
     """
     prefix = "sqlite:///"
-    if not isinstance(storage, str) or not storage.startswith(prefix) or storage == prefix:
+    if (not isinstance(storage, str) or not storage.startswith(prefix) or storage == prefix
+            or storage[len(prefix):].split("?")[0] == ":memory:"):
         raise HwnasError(f"--storage {storage!r}: valid: sqlite:///PATH (a file the export "
                          "writes whole, then renames into place)")
     return Path(storage[len(prefix):])
+
+
+def _is_optuna_storage(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file with optuna's tables (what --overwrite may replace)."""
+    import sqlite3
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return False
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE "
+                                               "type='table'")}
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error):
+        return False
+    return {"studies", "trials", "version_info"} <= names
 
 
 def _directions(objectives: Sequence[str], record: dict[str, Any]) -> list[str]:
@@ -204,11 +224,15 @@ def export_optuna(folders: Sequence[str | os.PathLike[str]], storage: str,
 
     optuna = require("optuna", "hwnas export optuna")
     target = sqlite_path(storage)
+    if target.is_dir():
+        raise HwnasError(f"{target} is a folder; valid: a file path for the SQLite storage")
     if target.exists() and not overwrite:
         raise HwnasError(f"{target} exists; give --overwrite to replace it (studies are never "
                          "appended to an existing storage)")
-    if target.is_dir():
-        raise HwnasError(f"{target} is a folder; valid: a file path for the SQLite storage")
+    if target.exists() and not _is_optuna_storage(target):
+        # --overwrite replaces an earlier export, never a profile store or any other file
+        raise HwnasError(f"{target} is not an optuna storage; --overwrite replaces only one "
+                         "(an earlier export): choose another path")
     runs = [run for folder in folders for run in runs_of(folder)]
     names = [r.study_name for r in runs]
     twice = sorted({n for n in names if names.count(n) > 1})

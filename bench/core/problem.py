@@ -90,6 +90,11 @@ def named_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
             # a predicted table (hwnas accuracy adapt) or any CSV of arch and accuracy
             source = create_source("accuracy:predicted", space, path=task)
         elif name == "accuracy":
+            if tables is not None and not list(tables.tasks):
+                # OFA's public table has latencies only: no --task can help
+                raise HwnasError(f"{space_name}'s public tables hold no accuracy; valid: "
+                                 "objectives without accuracy (e.g. latency,params), a CSV of "
+                                 "accuracies as --task, or --evaluate train")
             if tables is None or task is None:
                 raise HwnasError("the accuracy objective needs the public tables and --task")
             source = create_source("accuracy:table", space, task=task, tables=tables)

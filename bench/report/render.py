@@ -95,7 +95,7 @@ def predictor_section(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             raise ReportError(f"{path}: cannot read predictor results: {e}") from None
-        table = data.get("table") or data.get("summary")
+        table = (data.get("table") or data.get("summary")) if isinstance(data, dict) else None
         if not isinstance(table, list) or not table or not isinstance(table[0], dict):
             raise ReportError(f"{path}: expected a 'table' list of rows (dicts)")
         cols = list(table[0])

@@ -110,7 +110,8 @@ def read_values(path: str | os.PathLike[str], space: Space, columns: Sequence[st
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         valid = "> 0 ms" if column == "latency_ms" else f"{low:g}..{high:g}"
-        raise TableError(f"{what} {path} row {row + 1}: {column} {frame[column].iloc[row]!r} is "
+        shown = _shown(frame[column].iloc[row])
+        raise TableError(f"{what} {path} row {row + 1}: {column} {shown} is "
                          f"not valid ({int(bad.sum())} such rows); valid: finite, {valid}")
     indices = None
     if "index" in frame.columns:
@@ -155,3 +156,10 @@ def read_values(path: str | os.PathLike[str], space: Space, columns: Sequence[st
             raise TableError(f"{what} {path} row {n + 1}: {a} appears twice")
         seen.add(a)
     return ValueTable(rows, values, column, path, indices)
+
+
+def _shown(value: object) -> str:
+    """A cell as the user wrote it: numpy scalars as plain numbers, text quoted."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value) if isinstance(value, str) else str(value)

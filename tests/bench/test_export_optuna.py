@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -116,9 +117,20 @@ def test_an_existing_storage_is_refused_unless_overwrite(capsys, search_run, tmp
     assert len(optuna.get_all_study_summaries(url)) == 1  # replaced, not appended
 
 
+def test_overwrite_replaces_only_an_optuna_storage(capsys, search_run, tmp_path):
+    other = tmp_path / "profile.sqlite"
+    sqlite3.connect(other).execute("CREATE TABLE measurement (x)").connection.commit()
+    before = other.read_bytes()
+    code, _, err = run(capsys, "export", "optuna", str(search_run), "--storage",
+                       f"sqlite:///{other}", "--overwrite")
+    assert code == 2 and "not an optuna storage" in err and len(err.strip().splitlines()) == 1
+    assert other.read_bytes() == before
+
+
 @pytest.mark.parametrize("storage, message", [
     ("postgresql://host/db", "valid: sqlite:///PATH"),
     ("sqlite:///", "valid: sqlite:///PATH"),
+    ("sqlite:///:memory:", "valid: sqlite:///PATH"),
 ])
 def test_bad_storage_urls_are_one_line(capsys, search_run, storage, message):
     code, _, err = run(capsys, "export", "optuna", str(search_run), "--storage", storage)

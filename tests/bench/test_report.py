@@ -297,3 +297,14 @@ def test_report_tables_agree_with_the_compare_runners_indicators(synthetic_data,
         _, rows = summary_rows(summary_table(ind, budget))
         block = md.split(f"**Budget {budget}**")[1].split("\n\n")[1]
         assert block.splitlines()[2:] == ["| " + " | ".join(r) + " |" for r in rows]
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", '"text"', '{"table": 3}', "{}"])
+def test_predictor_results_of_the_wrong_shape_are_a_report_error(tmp_path, content):
+    from hwnas.bench.report.errors import ReportError
+    from hwnas.bench.report.render import predictor_section
+
+    path = tmp_path / "pred.json"
+    path.write_text(content)
+    with pytest.raises(ReportError, match="expected a 'table' list of rows"):
+        predictor_section([path])
