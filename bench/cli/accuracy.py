@@ -21,6 +21,7 @@ import click
 
 from hwnas.search import TableError, UnknownNameError, cache_root, list_spaces
 
+from .app import ListingGroup
 from .inputs import read_shots, refuse_same_file
 from .options import META_STEPS, SEED, SPACE, InFile, NameList, OutFile, read_text
 from .ui import progress
@@ -152,7 +153,7 @@ def _proxies(spec: str, n: int | None, seed: int, tables):
     return out
 
 
-@click.group()
+@click.group(cls=ListingGroup)
 def accuracy() -> None:
     """Predict a new task's accuracy table from a few trained architectures."""
 

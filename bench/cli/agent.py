@@ -11,10 +11,12 @@ from pathlib import Path
 
 import click
 
+from .app import ListingGroup
+
 __all__ = ["agent"]
 
 
-@click.group()
+@click.group(cls=ListingGroup)
 def agent() -> None:
     """Serve latency measurements from this device to a hwnas host (wire protocol v1)."""
 

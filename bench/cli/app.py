@@ -39,7 +39,18 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class ListingGroup(click.Group):
+    """A group that names its commands when given one it does not have."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else None
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            ctx.fail(f"no such command {name!r}; valid: {', '.join(self.list_commands(ctx))}")
+        return super().resolve_command(ctx, args)
+
+
+class LazyGroup(ListingGroup):
     """A group whose commands are imported when first named (or listed by ``--help``)."""
 
     def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):

@@ -36,6 +36,7 @@ import pandas as pd
 from hwnas.search import HwnasError, get_space
 
 from ..core import DIRECTIONS, read_run
+from .app import ListingGroup
 
 __all__ = ["export", "export_optuna", "ExportedRun", "runs_of", "sqlite_path"]
 
@@ -268,7 +269,7 @@ def export_optuna(folders: Sequence[str | os.PathLike[str]], storage: str,
     return written
 
 
-@click.group()
+@click.group(cls=ListingGroup)
 def export() -> None:
     """Export runs and compare folders to other tools' formats."""
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from .app import ListingGroup
 from .inputs import read_shots, refuse_same_file
 from .options import META_STEPS, SEED, SHOTS, SPACE, InFile, NameList, OutFile
 from .ui import progress
@@ -25,7 +26,7 @@ def _sources(source_devices: list[str] | None) -> list[str] | None:
     return list(source_devices) if source_devices else None
 
 
-@click.group()
+@click.group(cls=ListingGroup)
 def latency() -> None:
     """Predict a new device's latency table from a few measurements (HELP-style transfer)."""
 

@@ -77,7 +77,7 @@ def test_query_outside_the_sampled_table_still_gives_size(capsys):
     (["query", "--space", "nb201"], "give exactly one of --index N or --arch TEXT"),
     (["query", "--space", "nb201", "--index", "x"], "'x' is not valid; valid: an integer"),
     (["devices", "--space", "darts"], "unknown space 'darts'"),
-    (["frobnicate"], "No such command 'frobnicate'"),
+    (["frobnicate"], "no such command 'frobnicate'; valid: spaces"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, synthetic_data, argv, message):
     code, out, err = run(capsys, "--data", str(synthetic_data), *argv)
