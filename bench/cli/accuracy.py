@@ -194,6 +194,10 @@ def adapt(space_name: str, shots_file: Path, out: Path, source_tasks: list[str] 
     tables = _tables(space_name)
     # the shots first: a bad file is refused before the source tasks are featurised
     idx, acc = read_shots(shots_file, tables, "accuracy")
+    if len(acc) and float(acc.max()) <= 1.0:
+        # percent is the unit of every table; fractions would be read as networks near chance
+        click.echo(f"hwnas: warning: every accuracy in {shots_file} is <= 1; accuracies are in "
+                   "percent (0..100): were these fractions?", err=True)
     if len(idx) < MIN_ACCURACY_SHOTS:
         raise TableError(f"{shots_file}: {len(idx)} shots; adaptation needs at least "
                          f"{MIN_ACCURACY_SHOTS}")

@@ -151,3 +151,12 @@ def test_bad_multifidelity_input_is_one_line_and_exit_2(synthetic_data, shots, t
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+def test_fractions_instead_of_percent_are_questioned(synthetic_data, shots, tmp_path, capsys):
+    out = tmp_path / "predicted.csv"
+    fractions = shots.assign(accuracy=shots["accuracy"] / 100)
+    assert _run(synthetic_data, "adapt", "--space", "nb201",
+                "--shots", _write(fractions, tmp_path / "s.csv"), "--out", str(out),
+                "--meta-steps", "1") == 0
+    assert "were these fractions?" in capsys.readouterr().err
