@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import TEXT, FiniteFloatRange, OutDir
+from .options import REMOTE_DEADLINE, TEXT, TOKEN_FILE, FiniteFloatRange, OutDir
 from .ui import print_table, progress
 
 __all__ = ["deploy"]
@@ -33,13 +33,8 @@ __all__ = ["deploy"]
 @click.option("--remote", "remotes", multiple=True, metavar="URL",
               help="Measure on device agents (hwnas agent serve) instead of this machine; "
                    "repeat for a farm of one device. --device then names the runtime.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File with the agents' token on its first line [default: the token "
-                   "itself from $HWNAS_AGENT_TOKEN].")
-@click.option("--remote-deadline", type=FiniteFloatRange(min=0, min_open=True), default=300.0,
-              show_default=True,
-              help="Seconds without an answer from any agent before the measurement stops "
-                   "(resumable).")
+@TOKEN_FILE
+@REMOTE_DEADLINE
 @click.option("--batch", type=click.IntRange(min=1, max=65536), default=1, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1, max=1024), default=1, show_default=True,
               help="Intra-op threads.")

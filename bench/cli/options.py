@@ -38,6 +38,8 @@ __all__ = [
     "NameList",
     "NonEmptyText",
     "TEXT",
+    "TOKEN_FILE",
+    "REMOTE_DEADLINE",
 ]
 
 #: no search over these spaces can afford more unique evaluations; larger numbers only overflow
@@ -276,3 +278,15 @@ class SpaceName(click.ParamType):
 
 
 SPACE = SpaceName()
+
+
+#: the agents' token, shared by every command that reaches device agents
+TOKEN_FILE = click.option(
+    "--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="File with the agents' token on its first line [default: the token itself from "
+         "$HWNAS_AGENT_TOKEN].")
+#: how long to wait for an agent (a board still booting) before the work stops
+REMOTE_DEADLINE = click.option(
+    "--remote-deadline", type=FiniteFloatRange(min=0, min_open=True), default=300.0,
+    show_default=True,
+    help="Seconds without an answer from any agent before the work stops (resumable).")

@@ -16,7 +16,16 @@ from hwnas.search.tables import load_tables
 from ..core.runs import check_out_folder
 from ..devices import profile_folder, results_dir
 from .inputs import read_indices
-from .options import NAME, SEED, SPACE, FiniteFloatRange, InFile, OutDir
+from .options import (
+    NAME,
+    REMOTE_DEADLINE,
+    SEED,
+    SPACE,
+    TOKEN_FILE,
+    FiniteFloatRange,
+    InFile,
+    OutDir,
+)
 from .ui import progress
 
 __all__ = ["profile", "DEFAULT_ROUNDS"]
@@ -64,13 +73,8 @@ DEFAULT_ROUNDS = 1
               help="Measure on the hwnas agent at URL (http://HOST:PORT) instead of here; "
                    "repeat for a farm. Agents of several devices: one table per device in "
                    "OUT/DEVICE.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File with the agents' token on its first line [default: the token "
-                   "itself from $HWNAS_AGENT_TOKEN].")
-@click.option("--remote-deadline", type=FiniteFloatRange(min=0, min_open=True), default=300.0,
-              show_default=True,
-              help="Seconds without an answer from any agent before the profile stops "
-                   "(resumable).")
+@TOKEN_FILE
+@REMOTE_DEADLINE
 def profile(space_name: str, runtime_name: str, name: str, n_archs: int | None, seed: int,
             indices_file: Path | None, batch: int, threads: int, graph_opt: str, rounds: int,
             precision: float, max_runs: int, cpus: str | None, lut: bool,
