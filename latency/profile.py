@@ -118,6 +118,21 @@ class Profiler:
     def __init__(self, space: Space, runtime: Runtime, protocol: MeasurementProtocol,
                  out_dir: str | Path, name: str, table: str = "store", prefetch: int = 4,
                  resources: bool = True, start_method: str | None = None):
+        if isinstance(space, str):  # a space by name, as Problem takes it
+            from hwnas.search import get_space
+
+            space = get_space(space)
+        if not isinstance(space, Space):
+            raise ValueError(f"space must be a Space or a space's name, got "
+                             f"{type(space).__name__}")
+        if not isinstance(runtime, Runtime):
+            raise ValueError(f"runtime must be a Runtime (hwnas.latency.get_runtime(name)), got "
+                             f"{type(runtime).__name__}")
+        if not isinstance(protocol, MeasurementProtocol):
+            raise ValueError(f"protocol must be a MeasurementProtocol, got "
+                             f"{type(protocol).__name__}")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name must be a non-empty device name, got {name!r}")
         if table not in self.TABLES:
             raise ValueError(f"table must be one of {self.TABLES}, got {table!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:

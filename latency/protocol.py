@@ -64,7 +64,8 @@ class MeasurementProtocol:
             problems.append("need 1 <= min_runs <= max_runs")
         if self.chunk < 1 or self.rounds < 1 or self.reference_every < 1:
             problems.append("chunk, rounds and reference_every must be >= 1")
-        if self.target_precision <= 0 or self.drift_threshold <= 0:
+        # "not >" also catches NaN, which every comparison would otherwise let through
+        if not self.target_precision > 0 or not self.drift_threshold > 0:
             problems.append("target_precision and drift_threshold must be > 0")
         if problems:
             raise HwnasError("invalid measurement protocol: " + "; ".join(problems))

@@ -28,7 +28,7 @@ from scipy.optimize import nnls
 from hwnas.search import as_rng
 
 from .errors import MetaError
-from .predictor_base import check_blocks, check_indices, ridge_loo, standardise
+from .predictor_base import check_blocks, check_indices, check_seed, ridge_loo, standardise
 
 __all__ = ["LatencyFeatures", "adaptive_ridge_loo", "additive_loo", "nearest_loo", "plan_shots",
            "ridge_loo", "standardise"]
@@ -235,6 +235,7 @@ def plan_shots(features: LatencyFeatures, n: int, reference: Sequence[int], seed
         MetaError: ``n`` below 1 or larger than the table.
     """
     ref = list(dict.fromkeys(int(i) for i in features.check_indices(reference)))
+    seed = check_seed(seed)
     if n < 1:
         raise MetaError(f"{n} shots: the plan needs at least one")
     if n <= len(ref):

@@ -9,6 +9,7 @@ Architecture Search for Mobile", CVPR 2019).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,6 +68,17 @@ class Constraint:
     op: str
     bound: float
 
+    def __post_init__(self) -> None:
+        # built directly (not parsed), a bad constraint would otherwise be silently always met
+        if not isinstance(self.objective, str) or not self.objective:
+            raise HwnasError(f"constraint objective {self.objective!r}; valid: an objective name")
+        if self.op not in ("<=", ">="):
+            raise HwnasError(f"constraint operator {self.op!r}; valid: <=, >=")
+        if isinstance(self.bound, bool) or not isinstance(self.bound, int | float | np.number) \
+                or not math.isfinite(self.bound):
+            raise HwnasError(f"constraint bound {self.bound!r}; valid: a finite number")
+        object.__setattr__(self, "bound", float(self.bound))
+
     @classmethod
     def parse(cls, text: str, names: Sequence[str]) -> Constraint:
         """Parse ``NAME<=VALUE`` or ``NAME>=VALUE``.
@@ -79,10 +91,15 @@ class Constraint:
             raise HwnasError(f"constraint {text!r} does not parse; form: NAME<=VALUE or "
                              "NAME>=VALUE, e.g. latency<=5")
         name, op, value = m.groups()
+        try:
+            bound = float(value)
+        except ValueError:
+            raise HwnasError(f"constraint {text!r}: {value!r} is not a number; form: "
+                             "NAME<=VALUE or NAME>=VALUE, e.g. latency<=5") from None
         if name not in names:
             raise HwnasError(f"constraint {text!r} names {name!r}, not an objective; valid: "
                              f"{', '.join(names)}")
-        return cls(name, op, float(value))
+        return cls(name, op, bound)
 
     def violation(self, values: np.ndarray) -> np.ndarray:
         """How far values are outside the bound (0 where satisfied)."""

@@ -173,10 +173,17 @@ class Result:
         """Hypervolume ratio, IGD+, front recall and accuracy regret of the first ``b``
         evaluations for every ``b`` in ``budgets`` (default: all of them) against
         ``reference`` (:func:`hwnas.bench.true_front`)."""
-        from .reference import score_frame
+        from .reference import ReferenceFront, score_frame
 
-        return score_frame(self.to_frame(), self.problem.signs, reference,
-                           budgets or [max(1, len(self))])
+        if not isinstance(reference, ReferenceFront):
+            raise HwnasError(f"score: reference must be a ReferenceFront (from "
+                             f"true_front(problem)), got {type(reference).__name__}")
+        budgets = list(budgets) if budgets is not None else [max(1, len(self))]
+        bad = [b for b in budgets if isinstance(b, bool) or not isinstance(b, int | np.integer)
+               or b < 1]
+        if bad or not budgets:
+            raise HwnasError(f"score: budgets {budgets!r}; valid: integers >= 1")
+        return score_frame(self.to_frame(), self.problem.signs, reference, budgets)
 
 
 class _UserStrategy:

@@ -73,6 +73,11 @@ def true_front(problem: Any) -> ReferenceFront:
     Raises:
         HwnasError: a problem that cannot be enumerated, or without a feasible architecture.
     """
+    from .problem import Problem
+
+    if not isinstance(problem, Problem):
+        raise HwnasError(f"true_front: a Problem is needed (Problem.from_names(...)), got "
+                         f"{type(problem).__name__}")
     if problem.tables is not None:
         archs = list(problem.tables.archs)
     elif problem.space.enumerable:

@@ -64,6 +64,14 @@ class PriorFeatures:
         if X.ndim != 2 or X.shape[1] == 0 or len(X) != len(archs) or len(names) != X.shape[1]:
             raise HwnasError(f"prior: {len(archs)} architectures, {len(names)} names and values "
                              f"of shape {X.shape} do not agree")
+        log = [log] if isinstance(log, str) else list(log)
+        unknown = [n for n in log if n not in names]
+        if unknown:
+            raise HwnasError(f"prior: log names {unknown} that are not columns; valid: {names}")
+        if len(set(names)) != len(names):
+            raise HwnasError(f"prior: a column name appears twice in {names}")
+        if len(set(archs)) != len(archs):
+            raise HwnasError("prior: an architecture appears twice; give each one row")
         if np.isinf(X).any():
             raise HwnasError("prior values must be finite (NaN marks a missing one)")
         have = ~np.isnan(X)
@@ -90,6 +98,9 @@ class PriorFeatures:
                      log: Sequence[str] = ()) -> PriorFeatures:
         """From named columns aligned with ``archs`` (NaN where a column has no value)."""
         names = list(columns)
+        if not names:
+            raise HwnasError("prior: no columns; valid: a mapping of name -> values, one per "
+                             "architecture")
         X = np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in names])
         return cls(list(archs), X, names, log)
 

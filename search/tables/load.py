@@ -126,13 +126,27 @@ class BenchmarkTables:
 
     def get_accuracy(self, task: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Accuracies (percent) of ``task`` at ``indices``, vectorised; NaN where not measured."""
-        idx = self._check_indices(np.asarray(indices, dtype=np.int64))
-        return self._acc[self.check_task(task)][idx]
+        task = self.check_task(task)
+        return self._acc[task][self._whole_indices(indices)]
 
     def get_latency(self, device: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Latencies (ms) on ``device`` at ``indices``, vectorised."""
-        idx = self._check_indices(np.asarray(indices, dtype=np.int64))
-        return self._lat[self.check_device(device)][idx]
+        device = self.check_device(device)
+        return self._lat[device][self._whole_indices(indices)]
+
+    def _whole_indices(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``indices`` as table rows: whole numbers in range (1.7 is refused, not truncated)."""
+        raw = np.asarray(indices)
+        if raw.dtype.kind not in "iu":
+            try:
+                as_float = raw.astype(np.float64)
+            except (TypeError, ValueError):
+                raise NotInTableError(f"{self.space.name}: indices must be whole numbers, got "
+                                      f"{indices!r:.60}") from None
+            if not np.all(np.isfinite(as_float)) or not np.all(as_float == np.round(as_float)):
+                raise NotInTableError(f"{self.space.name}: indices must be whole numbers, got "
+                                      f"{indices!r:.60}")
+        return self._check_indices(raw.astype(np.int64))
 
     def row(self, index: int) -> dict[str, dict[str, float]]:
         """All accuracies and latencies of one index (NaN values left out)."""
