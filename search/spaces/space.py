@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ArchitectureError
+from ..errors import ArchitectureError, HwnasError
 from .registry import get_space
 
 __all__ = ["Architecture", "Gene", "Graph", "Space", "RNGLike", "as_rng"]
@@ -37,7 +37,11 @@ def as_rng(rng: RNGLike) -> np.random.Generator:
     """Turn a seed (or ``None``, or a generator) into a ``numpy.random.Generator``; never global."""
     if isinstance(rng, np.random.Generator):
         return rng
-    return np.random.default_rng(rng)
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError):
+        raise HwnasError(f"rng {rng!r:.60}; valid: None, an integer >= 0, or a "
+                         "numpy.random.Generator") from None
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -175,6 +179,8 @@ class Space(ABC):
 
     def sample_batch(self, n: int, rng: RNGLike = None) -> list[Architecture]:
         """Draw ``n`` architectures at once (vectorised; duplicates possible)."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise HwnasError(f"sample_batch: n must be an integer >= 0, got {n!r}")
         rng = as_rng(rng)
         draws = rng.integers(0, self.n_choices, size=(n, len(self.genes)))
         return [self.from_genes(row) for row in draws]

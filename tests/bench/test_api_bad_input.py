@@ -97,3 +97,11 @@ def test_prior_columns_are_checked():
     with pytest.raises(HwnasError, match="no columns"):
         PriorFeatures.from_columns(archs, {})
     assert PriorFeatures(archs, values, ["lat", "acc"], log="lat").width == 5
+
+
+def test_space_sampling_names_its_bad_arguments():
+    with pytest.raises(HwnasError, match="rng -1; valid: None, an integer >= 0"):
+        SPACE.sample(-1)
+    with pytest.raises(HwnasError, match="n must be an integer >= 0"):
+        SPACE.sample_batch(-1, rng=0)
+    assert SPACE.sample_batch(0, rng=0) == []
