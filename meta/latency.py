@@ -146,6 +146,9 @@ class MetaLatencyPredictor(MetaPredictor):
                  n_query: int = 1000, reference: Sequence[int] = (), temperature: float = 1.0,
                  nearest: bool = True, nearest_by: str = "loo",
                  adaptive: Sequence[float] = ADAPTIVE_POWERS, seed: int | None = 0):
+        if not isinstance(features, LatencyFeatures):
+            raise MetaError(f"features must be a LatencyFeatures (source latencies, one-hot, "
+                            f"structure of every architecture), got {type(features).__name__}")
         super().__init__(features, algo=algo, embed_dim=embed_dim, hidden=hidden,
                          meta_steps=meta_steps, meta_lr=meta_lr, inner_steps=inner_steps,
                          inner_lr=inner_lr, n_support=n_support, n_query=n_query,

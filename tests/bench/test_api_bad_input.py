@@ -105,3 +105,10 @@ def test_space_sampling_names_its_bad_arguments():
     with pytest.raises(HwnasError, match="n must be an integer >= 0"):
         SPACE.sample_batch(-1, rng=0)
     assert SPACE.sample_batch(0, rng=0) == []
+
+
+def test_the_latency_predictor_names_the_features_it_needs():
+    from hwnas.meta import MetaError, MetaLatencyPredictor
+
+    with pytest.raises(MetaError, match="features must be a LatencyFeatures"):
+        MetaLatencyPredictor(None)
