@@ -20,6 +20,7 @@ import numpy as np
 from hwnas.search import (
     Architecture,
     Constraint,
+    DataNotFoundError,
     HwnasError,
     Objective,
     Space,
@@ -90,6 +91,10 @@ def named_objectives(space_name: str, names: Sequence[str], tables: BenchmarkTab
             # a predicted table (hwnas accuracy adapt) or any CSV of arch and accuracy
             source = create_source("accuracy:predicted", space, path=task)
         elif name == "accuracy":
+            if task is not None and ("/" in task or Path(task).exists()):
+                # written as a path but not a CSV file: "unknown task" would not say what is wrong
+                raise DataNotFoundError(f"--task {task!r} is not a CSV file of accuracies; valid: "
+                                        "an existing CSV (arch or index, accuracy) or a task name")
             if tables is not None and not list(tables.tasks):
                 # OFA's public table has latencies only: no --task can help
                 raise HwnasError(f"{space_name}'s public tables hold no accuracy; valid: "
@@ -218,7 +223,6 @@ class Problem:
         Raises:
             HwnasError: unknown names, missing tables for a table objective, bad constraints.
         """
-        from hwnas.search import DataNotFoundError
         from hwnas.search.tables.load import load_tables
 
         if isinstance(objectives, str) or not _iterable(objectives):

@@ -55,6 +55,9 @@ def _compare_problems(path: Path, problems: dict[str, ProblemRuns]) -> None:
     """Add a compare folder's problems (a name already taken is prefixed with the folder's)."""
     try:
         manifest = json.loads((path / "compare.json").read_text())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
+            raise ValueError("compare.json is not the manifest hwnas compare writes (an object "
+                             "with its config)")
         cfg = manifest["config"]
         refs = load_references(path)
     except (ValueError, KeyError, TypeError, HwnasError) as e:

@@ -281,3 +281,10 @@ def test_a_missing_device_table_path_is_not_found(capsys, synthetic_data, tmp_pa
                        "--device", str(tmp_path / "gone.csv"), "--budget", "10",
                        "--out", str(tmp_path / "run"))
     assert code == 2 and "not found" in err and "valid:" in err
+
+
+def test_a_task_that_is_a_folder_is_not_a_csv(capsys, synthetic_data, tmp_path):
+    code, _, err = run(capsys, "--data", str(synthetic_data), "search", "--space", "nb201",
+                       "--device", "dev_a", "--task", str(tmp_path), "--budget", "10",
+                       "--out", str(tmp_path / "run"))
+    assert code == 2 and "is not a CSV file of accuracies" in err

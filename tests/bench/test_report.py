@@ -308,3 +308,12 @@ def test_predictor_results_of_the_wrong_shape_are_a_report_error(tmp_path, conte
     path.write_text(content)
     with pytest.raises(ReportError, match="expected a 'table' list of rows"):
         predictor_section([path])
+
+
+def test_a_compare_json_that_is_no_manifest_is_one_clear_error(tmp_path):
+    from hwnas.bench.report.collect import _compare_problems
+    from hwnas.bench.report.errors import ReportError
+
+    (tmp_path / "compare.json").write_text("[]")
+    with pytest.raises(ReportError, match="not the manifest hwnas compare writes"):
+        _compare_problems(tmp_path, {})
