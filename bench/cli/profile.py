@@ -220,12 +220,14 @@ def _build_lut(space_name: str, runtime_name: str, name: str, n_archs: int | Non
 def _pin(cpus: str) -> None:
     valid = sorted(os.sched_getaffinity(0))
     parts = [c.strip() for c in cpus.split(",")]
-    if not all(c.isdigit() for c in parts) or not {int(c) for c in parts} <= set(valid):
+    # isdecimal, not isdigit: int() refuses digits such as '²' that isdigit accepts
+    cores = {int(c) for c in parts} if all(c.isdecimal() for c in parts) else set()
+    if not cores or not cores <= set(valid):
         raise click.BadParameter(f"{cpus!r} is not a comma-separated list of this process's "
                                  f"cores; valid: core numbers among {valid}",
                                  param_hint="--cpu")
     try:
-        os.sched_setaffinity(0, {int(c) for c in parts})
+        os.sched_setaffinity(0, cores)
     except OSError as e:
         raise click.BadParameter(f"{cpus!r}: {e.strerror}; valid: core numbers among {valid}",
                                  param_hint="--cpu") from None

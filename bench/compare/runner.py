@@ -17,7 +17,7 @@ from typing import Any
 
 from hwnas.search import HwnasError
 
-from ..core.runs import check_out_folder, read_run
+from ..core.runs import check_out_folder, config_differences, read_run
 from .executors import RUNNERS, Progress
 from .grid import check_grid
 from .run import run_folder
@@ -118,13 +118,15 @@ def _refuse_other_finished_run(folder: Path, spec: RunSpec) -> None:
     if not (folder / "run.json").is_file():
         return
     try:
-        record, _ = read_run(folder)
+        # the recorded config first: a run of this config (the usual resume) costs a JSON read,
+        # and only a run of another one has its files checked (resuming checks them anyway)
+        stored = json.loads((folder / "run.json").read_text()).get("config")
+        diff = config_differences(stored, asdict(spec.config)) if isinstance(stored, dict) else []
+        if diff:
+            read_run(folder)  # damaged: rerun from its seed, as resuming does
     except (HwnasError, OSError, ValueError, TypeError, AttributeError):
         return
-    stored = record.get("config")
-    now = json.loads(json.dumps(asdict(spec.config)))
-    if isinstance(stored, dict) and stored != now:
-        diff = [k for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
+    if diff:
         raise ConfigError(f"{folder} holds a finished run made with other settings "
                           f"({', '.join(diff)} differ); choose another --out, or delete that "
                           "folder to rerun it")

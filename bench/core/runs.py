@@ -24,8 +24,8 @@ import pandas as pd
 
 from hwnas.search import HwnasError
 
-__all__ = ["RUN_FILES", "FOLDER_KINDS", "check_out_folder", "check_run_config", "write_run",
-           "read_run", "verify_run", "replace_folder"]
+__all__ = ["RUN_FILES", "FOLDER_KINDS", "check_out_folder", "check_run_config",
+           "config_differences", "write_run", "read_run", "verify_run", "replace_folder"]
 
 #: the data files of a run folder, in the order they are written; run.json follows them
 RUN_FILES = ("evaluations.csv", "front.csv")
@@ -68,6 +68,13 @@ def check_out_folder(out: str | os.PathLike[str], mine: str | None,
                              "a file; choose another --out")
 
 
+def config_differences(stored: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+    """The keys whose values differ between a run's recorded config and ``config`` (compared as
+    JSON, the way ``run.json`` holds it)."""
+    now = json.loads(json.dumps(dict(config), default=str))
+    return [k for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
+
+
 def check_run_config(out: str | os.PathLike[str], config: Mapping[str, Any]) -> None:
     """Refuse to replace a run folder made with other settings (a rerun of the same search
     replaces its run: a search is deterministic for its seed).
@@ -83,12 +90,12 @@ def check_run_config(out: str | os.PathLike[str], config: Mapping[str, Any]) -> 
     except (OSError, ValueError, AttributeError):
         raise HwnasError(f"--out {out} holds a run.json that cannot be read; choose another "
                          "--out (nothing was replaced)") from None
-    now = json.loads(json.dumps(dict(config), default=str))
     if not isinstance(stored, dict):
         raise HwnasError(f"--out {out} holds a run.json without its configuration; choose "
                          "another --out (nothing was replaced)")
+    now = json.loads(json.dumps(dict(config), default=str))
     diff = [f"{k}: {json.dumps(stored.get(k))} stored, {json.dumps(now.get(k))} now"
-            for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
+            for k in config_differences(stored, now)]
     if diff:
         raise HwnasError(f"--out {out} holds a run made with other settings ({'; '.join(diff)}); "
                          "choose another --out, or delete that folder to replace it")
