@@ -64,6 +64,9 @@ class PriorFeatures:
         if X.ndim != 2 or X.shape[1] == 0 or len(X) != len(archs) or len(names) != X.shape[1]:
             raise HwnasError(f"prior: {len(archs)} architectures, {len(names)} names and values "
                              f"of shape {X.shape} do not agree")
+        if len(archs) < 2:
+            raise HwnasError(f"prior: {len(archs)} architecture(s); a prior needs values for at "
+                             "least two")
         log = [log] if isinstance(log, str) else list(log)
         unknown = [n for n in log if n not in names]
         if unknown:
@@ -79,6 +82,8 @@ class PriorFeatures:
         score = np.zeros_like(X)
         for j, name in enumerate(names):
             x = X[have[:, j], j]
+            if len(x) == 0:
+                raise HwnasError(f"prior {name}: no values (every one is NaN)")
             if name in log:
                 if (x <= 0).any():
                     raise HwnasError(f"prior {name}: latencies must be positive")

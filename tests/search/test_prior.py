@@ -52,6 +52,13 @@ def test_rejects_bad_values(values, names, log, message):
         PriorFeatures(_archs(5), values, names, log)
 
 
+def test_rejects_too_few_architectures_and_an_empty_column():
+    with pytest.raises(HwnasError, match="0 architecture"):
+        PriorFeatures([], np.zeros((0, 1)), ["a"])
+    with pytest.raises(HwnasError, match="a: no values"):
+        PriorFeatures(_archs(5), np.c_[np.full(5, np.nan), np.arange(5.0)], ["a", "b"])
+
+
 def test_surrogate_rejects_a_prior_of_the_wrong_type():
     with pytest.raises(HwnasError, match="PriorFeatures"):
         create_strategy("surrogate", get_space("nb201"), 2, seed=0, prior=np.zeros((3, 2)))
