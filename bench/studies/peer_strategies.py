@@ -204,6 +204,35 @@ def device_table(summary: dict[str, dict[str, Any]], problems: dict[str, str],
     return "\n".join(lines)
 
 
+def _seed_ranges(seeds: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2, 5``."""
+    out: list[str] = []
+    for x in sorted(seeds):
+        if out and out[-1][1] == x - 1:
+            out[-1][1] = x
+        else:
+            out.append([x, x])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
+
+
+def _limit_note(strategy: str, budget: int, runs: list[dict], problems: dict[str, str]) -> str:
+    """What a limited strategy ran, read from its runs (seeds per device, runs that stalled)."""
+    rs = [r for r in runs if r["strategy"] == strategy and "error" not in r]
+    by: dict[str, list[int]] = {}
+    for r in rs:
+        by.setdefault(problems.get(r["problem"], r["problem"]), []).append(r["seed"])
+    groups: dict[str, list[str]] = {}
+    for device, seeds in by.items():
+        groups.setdefault(_seed_ranges(seeds), []).append(device)
+    where = "; ".join(f"seeds {k} on {', '.join(v)}" for k, v in groups.items())
+    short = sum(r["evaluations"] < budget for r in rs)
+    return (f"{strategy} ran at {budget} unique evaluations ({where}; the session's time on a "
+            f"shared 2-core host did not allow the full protocol); blank beyond {budget}"
+            + (f"; {short} of its {len(rs)} runs stopped short of {budget}: the sampler proposed "
+               "only architectures it had evaluated for 1,000 asks in a row (stalled)"
+               if short else "") + ".\n")
+
+
 def _default_note(runs: list[dict]) -> str:
     """What the default strategy picked in its runs (rule, strategy, how many prior columns)."""
     picks: dict[tuple[str, str, int], int] = {}
@@ -326,12 +355,8 @@ def main() -> None:
     errors = [r for r in runs if "error" in r]
     summary = summarise(runs, all_budgets)
     total = time.perf_counter() - t0
-    limit_note = "".join(
-        f"{s} ran at {b} unique evaluations, {n} seed(s) (0-{n - 1}), on "
-        f"{'every device' if set(ds) == set(devices) else ', '.join(ds) + ' only'} (the session's "
-        f"time on a loaded, shared 2-core host did not allow the full protocol); blank beyond "
-        f"{b}.\n"
-        for s, (b, n, ds) in limits.items() if s in names)
+    limit_note = "".join(_limit_note(s, b, runs, problems) for s, (b, _, _) in limits.items()
+                         if s in names)
     limit_note += "".join(f"{v}: {VARIANTS[v][2]}.\n" for v in names if v in VARIANTS)
     limit_note += _default_note(runs)
     report = "\n".join([
