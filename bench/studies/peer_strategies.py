@@ -229,7 +229,8 @@ def _limit_note(strategy: str, budget: int, runs: list[dict], problems: dict[str
     return (f"{strategy} ran at {budget} unique evaluations ({where}; the session's time on a "
             f"shared 2-core host did not allow the full protocol); blank beyond {budget}"
             + (f"; {short} of its {len(rs)} runs stopped short of {budget}: the sampler proposed "
-               "only architectures it had evaluated for 1,000 asks in a row (stalled)"
+               f"only architectures it had evaluated for {max(1000, budget):,} asks in a row "
+               "(stalled)"
                if short else "") + ".\n")
 
 

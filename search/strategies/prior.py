@@ -40,8 +40,9 @@ class PriorFeatures:
         log: names of the columns taken in log first (latencies: ratios are what transfer).
 
     Raises:
-        HwnasError: shapes that disagree, no columns, infinite values, non-positive values in a
-            ``log`` column, or a column with fewer than two distinct values.
+        HwnasError: shapes that disagree, no columns, fewer than two architectures, infinite
+            values, non-positive values in a ``log`` column, a column without values, or one with
+            fewer than two distinct values.
 
     Example:
         >>> from hwnas.search import get_space

@@ -78,3 +78,19 @@ def test_every_registered_strategy_and_variant_is_in_the_default_grid():
     assert "auto" in names and "exhaustive" not in names
     assert {"optuna:tpe", "optuna:gp", "pymoo:moead", "optuna:tpe+multivariate"} <= set(names)
     assert np.all([base in names for base, _, _ in study.VARIANTS.values()])
+
+
+def test_a_limited_row_says_what_ran_and_how_many_runs_stalled():
+    problems = {"nb201/a/accuracy+latency": "a", "nb201/b/accuracy+latency": "b"}
+    runs = ([{"problem": "nb201/a/accuracy+latency", "strategy": "optuna:tpe", "seed": s,
+              "evaluations": 300 if s != 2 else 250} for s in (0, 1, 2, 5)]
+            + [{"problem": "nb201/b/accuracy+latency", "strategy": "optuna:tpe", "seed": 0,
+                "evaluations": 300},
+               {"problem": "nb201/b/accuracy+latency", "strategy": "optuna:tpe", "seed": 1,
+                "error": "boom"},
+               {"problem": "nb201/b/accuracy+latency", "strategy": "random", "seed": 3,
+                "evaluations": 10}])
+    note = study._limit_note("optuna:tpe", 300, runs, problems)
+    assert "seeds 0-2, 5 on a; seeds 0 on b" in note
+    assert "1 of its 5 runs stopped short of 300" in note and "1,000 asks" in note
+    assert "stopped short" not in study._limit_note("random", 10, runs, problems)
