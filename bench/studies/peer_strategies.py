@@ -51,7 +51,7 @@ from hwnas.bench.harness import (
 from hwnas.bench.problem import Problem
 from hwnas.latency import atomic_write_text
 from hwnas.search import create_strategy, get_space, list_strategies
-from hwnas.search.strategies.base import DEFAULT_STRATEGY
+from hwnas.search.strategies.base import DEFAULT_STRATEGY, default_max_idle
 from hwnas.search.strategies.peers import PEER_STRATEGIES
 
 from .search_benchmark import HELP_TEST_DEVICES, TASK, git_commit
@@ -229,8 +229,8 @@ def _limit_note(strategy: str, budget: int, runs: list[dict], problems: dict[str
     return (f"{strategy} ran at {budget} unique evaluations ({where}; the session's time on a "
             f"shared 2-core host did not allow the full protocol); blank beyond {budget}"
             + (f"; {short} of its {len(rs)} runs stopped short of {budget}: the sampler proposed "
-               f"only architectures it had evaluated for {max(1000, budget):,} asks in a row "
-               "(stalled)"
+               f"only architectures it had evaluated for {default_max_idle(budget):,} asks in a "
+               "row (stalled)"
                if short else "") + ".\n")
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "register_strategy",
     "AskTell",
     "STRATEGIES",
+    "default_max_idle",
 ]
 
 
@@ -302,6 +303,12 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def default_max_idle(budget: int) -> int:
+    """Known architectures asked in a row after which a search counts as stalled (unless
+    ``max_idle`` is given)."""
+    return max(1000, budget)
+
+
 def _search_loop(strategy: AskTell, evaluate: Evaluator, budget: int, batch: int,
                  progress: Callable[[int, int], None] | None, max_asks: int | None,
                  max_idle: int | None, max_skips: int | None,
@@ -309,7 +316,7 @@ def _search_loop(strategy: AskTell, evaluate: Evaluator, budget: int, batch: int
                  time_limit_s: float | None) -> SearchResult:
     started = time.perf_counter()
     max_asks = max_asks or 100 * budget
-    max_idle = max_idle or max(1000, budget)
+    max_idle = max_idle or default_max_idle(budget)
     max_skips = max_skips or max(100, 5 * budget)
     result = SearchResult()
     cache: dict[Architecture, tuple[np.ndarray, np.ndarray, float]] = {}
