@@ -30,8 +30,8 @@ from hwnas.search import as_rng
 from .errors import MetaError
 from .predictor_base import check_blocks, check_indices, check_seed, ridge_loo, standardise
 
-__all__ = ["LatencyFeatures", "adaptive_ridge_loo", "additive_loo", "nearest_loo", "plan_shots",
-           "ridge_loo", "standardise"]
+__all__ = ["LatencyFeatures", "adaptive_ridge_loo", "additive_loo", "kernel_ridge_loo",
+           "nearest_loo", "plan_shots", "ridge_loo", "standardise"]
 
 
 @dataclass
@@ -205,6 +205,59 @@ def adaptive_ridge_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray, power:
         p_i, _ = ridge_loo(scaled, y[keep], local[keep], lam)
         loo[i] = p_i[i]
     return pred, float(np.mean((y - loo) ** 2))
+
+
+def kernel_ridge_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray,
+                     scales: Sequence[float], lam: float) -> list[tuple[np.ndarray, float]]:
+    """Kernel ridge regressions on the source columns with a Gaussian (RBF) kernel.
+
+    ``y ~ mean(y) + sum_j a_j k(x, x_j)`` over the support rows ``x_j``, with
+    ``k(x, x') = exp(-|x - x'|^2 / (scale * d))``, ``d`` the median squared distance between two
+    shots (so ``scale`` is free of the number of sources), and ``a = (K + lam I)^-1 (y - mean)``
+    (Saunders, Gammerman & Vovk, ICML 1998; the posterior mean of a Gaussian process, Rasmussen &
+    Williams 2006, ch. 2). Unlike the linear heads it can bend: a device that is fast where its
+    nearest sources are fast, but saturates where they are slow (a batch-1 GPU, a phone's 1 ms
+    floor), is not one affine map of them. The leave-one-out error is Allen's PRESS with the
+    smoother's exact hat matrix (the mean counted as fitted).
+
+    Args:
+        S: ``(n, k)`` standardised log source latencies of every architecture.
+        y: ``(m,)`` log-latencies of the support rows.
+        support: ``(m,)`` row indices into ``S``.
+        scales: kernel widths, one head each (> 0).
+        lam: ridge penalty (> 0).
+
+    Returns:
+        per scale, ``(predictions of y for every row, mean squared leave-one-out error)``.
+
+    Raises:
+        MetaError: a width or penalty that is not positive, fewer than three shots.
+    """
+    if not lam > 0 or not all(c > 0 for c in scales):
+        raise MetaError(f"kernel widths and penalty must be > 0, got {list(scales)}, {lam!r}")
+    S = np.asarray(S, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    support = np.asarray(support, dtype=np.int64)
+    m = len(support)
+    if m < 3:
+        raise MetaError(f"{m} shots; kernel ridge needs at least 3")
+    Xs = S[support]
+    d2 = np.maximum((S**2).sum(axis=1)[:, None] + (Xs**2).sum(axis=1)[None, :] - 2.0 * S @ Xs.T,
+                    0.0)
+    median = float(np.median(d2[support][np.triu_indices(m, 1)]))
+    median = median if median > 0 else 1.0  # identical shots: any width is as good
+    mu = float(y.mean())
+    centre = np.eye(m) - 1.0 / m
+    out = []
+    for scale in scales:
+        K_all = np.exp(-d2 / (scale * median))
+        K = K_all[support]
+        M = K @ np.linalg.inv(K + lam * np.eye(m))
+        hat = 1.0 / m + M @ centre  # y_hat = hat @ y
+        resid = (y - hat @ y) / np.clip(1.0 - np.diag(hat), 1e-6, None)
+        alpha = np.linalg.solve(K + lam * np.eye(m), y - mu)
+        out.append((mu + K_all @ alpha, float(np.mean(resid**2))))
+    return out
 
 
 def plan_shots(features: LatencyFeatures, n: int, reference: Sequence[int], seed: int | None = 0,

@@ -87,6 +87,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # default before them
     "adaptive": {"adaptive": (4.0, 8.0, 16.0)},
     "no-adaptive": {"adaptive": ()},
+    # the kernel-ridge heads (latency_features.kernel_ridge_loo), now the default, and the
+    # default before them
+    "kernel": {"kernel": (1.0, 2.0, 4.0, 8.0)},
+    "no-kernel": {"kernel": ()},
     "nearest": {"nearest": True},
     "T0.5": {"temperature": 0.5},
     "T0.25": {"temperature": 0.25},

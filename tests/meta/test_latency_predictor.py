@@ -8,11 +8,18 @@ from scipy.stats import spearmanr
 
 from hwnas.meta.encoders import dead_cells, onehot_features, structure_features
 from hwnas.meta.errors import MetaError
-from hwnas.meta.latency import ADAPTIVE_POWERS, LatencyTask, MetaLatencyPredictor
+from hwnas.meta.latency import (
+    ADAPTIVE_POWERS,
+    KERNEL_PENALTIES,
+    KERNEL_SCALES,
+    LatencyTask,
+    MetaLatencyPredictor,
+)
 from hwnas.meta.latency_features import (
     LatencyFeatures,
     adaptive_ridge_loo,
     additive_loo,
+    kernel_ridge_loo,
     nearest_loo,
     plan_shots,
     ridge_loo,
@@ -157,6 +164,49 @@ def test_adaptive_heads_in_the_ensemble(setup):
     for bad in ([-1.0], ["x"], [True]):
         with pytest.raises(MetaError, match="adaptive must be"):
             _meta(feats, adaptive=bad)
+
+
+def test_kernel_ridge_bends_where_a_linear_map_cannot():
+    """A target that saturates in one source (tanh): the Gaussian-kernel head fits it better
+    than the ridge, its predictions are scikit-learn's KernelRidge on the centred shots, and it
+    knows it (smaller leave-one-out error)."""
+    from sklearn.kernel_ridge import KernelRidge
+
+    rng = np.random.default_rng(3)
+    S = rng.normal(size=(300, 4))
+    y = np.tanh(2 * S[:, 0]) + rng.normal(0, 0.02, 300)
+    shots = rng.choice(300, 30, replace=False)
+    rest = np.setdiff1d(np.arange(300), shots)
+    (p, e), (p8, _) = kernel_ridge_loo(S, y[shots], shots, (2.0, 8.0), 0.1)
+    linear, e_lin = ridge_loo(S, y[shots], shots, 1.0)
+    assert np.mean((p[rest] - y[rest]) ** 2) < 0.8 * np.mean((linear[rest] - y[rest]) ** 2)
+    assert e < e_lin
+    d2 = ((S[shots][:, None, :] - S[shots][None, :, :]) ** 2).sum(-1)
+    median = np.median(d2[np.triu_indices(len(shots), 1)])
+    ref = KernelRidge(alpha=0.1, kernel="rbf", gamma=1.0 / (2.0 * median))
+    ref.fit(S[shots], y[shots] - y[shots].mean())
+    np.testing.assert_allclose(p, ref.predict(S) + y[shots].mean(), atol=1e-8)
+    assert not np.allclose(p, p8)  # another width, another head
+    for bad in (((0.0,), 0.1), ((1.0,), 0.0), ((1.0,), -1.0)):
+        with pytest.raises(MetaError, match="must be > 0"):
+            kernel_ridge_loo(S, y[shots], shots, *bad)
+    with pytest.raises(MetaError, match="at least 3"):
+        kernel_ridge_loo(S, y[shots[:2]], shots[:2], (1.0,), 0.1)
+
+
+def test_kernel_heads_in_the_ensemble(setup):
+    _, _, feats, tasks, target = setup
+    meta = _meta(feats, kernel=KERNEL_SCALES).meta_fit(tasks)
+    shots = plan_shots(feats, 20, range(5), seed=0)
+    adapted = meta.adapt(shots, target[shots])
+    names = [c for c in adapted.candidates_ if c.startswith("src-rbf")]
+    assert names == [f"src-rbf{c:g}@{lam:g}" for lam in KERNEL_PENALTIES for c in KERNEL_SCALES]
+    assert np.isfinite(adapted.predict(range(len(feats)))).all()
+    meta.kernel = ()
+    assert not any(c.startswith("src-rbf") for c in meta.adapt(shots, target[shots]).candidates_)
+    for bad in ([0.0], [-1.0], ["x"], [True], [float("nan")]):
+        with pytest.raises(MetaError, match="kernel must be"):
+            _meta(feats, kernel=bad)
 
 
 def test_nearest_by_rank_ignores_one_outlying_shot():
