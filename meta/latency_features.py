@@ -150,6 +150,15 @@ def nearest_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray, by: str = "lo
     return pred, float(loo[j]), j
 
 
+def _as_shots(S: np.ndarray, y: np.ndarray, support: np.ndarray, what: str
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``S``, ``y`` and ``support`` as float, float and int arrays; at least three shots."""
+    support = np.asarray(support, dtype=np.int64)
+    if len(support) < 3:
+        raise MetaError(f"{len(support)} shots; {what} needs at least 3")
+    return np.asarray(S, dtype=np.float64), np.asarray(y, dtype=np.float64), support
+
+
 def _agreement(X: np.ndarray, y: np.ndarray, power: float) -> np.ndarray:
     """``|corr(X[:, j], y)| ** power`` per column, scaled so that the largest is 1."""
     xc, yc = X - X.mean(axis=0), y - y.mean()
@@ -188,12 +197,8 @@ def adaptive_ridge_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray, power:
     """
     if not power >= 0:
         raise MetaError(f"power must be >= 0, got {power!r}")
-    S = np.asarray(S, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    support = np.asarray(support, dtype=np.int64)
+    S, y, support = _as_shots(S, y, support, "the adaptive ridge")
     m = len(support)
-    if m < 3:
-        raise MetaError(f"{m} shots; the adaptive ridge needs at least 3")
     Xs = S[support]
     pred, _ = ridge_loo(S * _agreement(Xs, y, power), y, support, lam)
     loo = np.empty(m)
@@ -235,12 +240,8 @@ def kernel_ridge_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray,
     """
     if not lam > 0 or not all(c > 0 for c in scales):
         raise MetaError(f"kernel widths and penalty must be > 0, got {list(scales)}, {lam!r}")
-    S = np.asarray(S, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    support = np.asarray(support, dtype=np.int64)
+    S, y, support = _as_shots(S, y, support, "kernel ridge")
     m = len(support)
-    if m < 3:
-        raise MetaError(f"{m} shots; kernel ridge needs at least 3")
     Xs = S[support]
     d2 = np.maximum((S**2).sum(axis=1)[:, None] + (Xs**2).sum(axis=1)[None, :] - 2.0 * S @ Xs.T,
                     0.0)
