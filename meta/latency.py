@@ -90,6 +90,17 @@ KERNEL_SCALES: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 KERNEL_PENALTIES: tuple[float, ...] = (0.1, 0.3, 1.0)
 
 
+def _numbers(value: Sequence[float] | float, name: str, what: str, zero: bool
+             ) -> tuple[float, ...]:
+    """``value`` (one number or a sequence) as a tuple of finite floats, > 0 (>= 0 with
+    ``zero``); anything else is a :class:`MetaError` naming ``name`` and ``what``."""
+    items = tuple(value) if isinstance(value, Sequence | np.ndarray) else (value,)
+    if not all(isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
+               and np.isfinite(x) and (x >= 0 if zero else x > 0) for x in items):
+        raise MetaError(f"{name} must be {what}, got {value!r}")
+    return tuple(float(x) for x in items)
+
+
 @dataclass(frozen=True)
 class LatencyTask:
     """One meta-training episode source: a device's latencies on every architecture of the table.
@@ -180,16 +191,8 @@ class MetaLatencyPredictor(MetaPredictor):
             raise MetaError(f"unknown nearest_by {nearest_by!r}; valid: loo, rank")
         self.nearest = nearest
         self.nearest_by = nearest_by
-        powers = tuple(adaptive) if isinstance(adaptive, Sequence | np.ndarray) else (adaptive,)
-        if not all(isinstance(q, int | float | np.integer | np.floating)
-                   and not isinstance(q, bool) and np.isfinite(q) and q >= 0 for q in powers):
-            raise MetaError(f"adaptive must be exponents >= 0, got {adaptive!r}")
-        self.adaptive = tuple(float(q) for q in powers)
-        widths = tuple(kernel) if isinstance(kernel, Sequence | np.ndarray) else (kernel,)
-        if not all(isinstance(c, int | float | np.integer | np.floating)
-                   and not isinstance(c, bool) and np.isfinite(c) and c > 0 for c in widths):
-            raise MetaError(f"kernel must be widths > 0, got {kernel!r}")
-        self.kernel = tuple(float(c) for c in widths)
+        self.adaptive = _numbers(adaptive, "adaptive", "exponents >= 0", zero=True)
+        self.kernel = _numbers(kernel, "kernel", "widths > 0", zero=False)
 
     def _extra_config(self) -> dict[str, Any]:
         return {"reference": list(self.reference)}
@@ -304,11 +307,12 @@ class AdaptedLatencyPredictor(AdaptedPredictor):
         for q in self.meta.adaptive:
             p, e = adaptive_ridge_loo(feats.S, t, idx, q)
             preds.append(p), errs.append(e), names.append(f"src-adaptive^{q:g}")
-        for lam in KERNEL_PENALTIES if self.meta.kernel else ():
-            for c, (p, e) in zip(self.meta.kernel,
-                                 kernel_ridge_loo(feats.S, t, idx, self.meta.kernel, lam),
-                                 strict=True):
-                preds.append(p), errs.append(e), names.append(f"src-rbf{c:g}@{lam:g}")
+        if self.meta.kernel:
+            heads = kernel_ridge_loo(feats.S, t, idx, self.meta.kernel, KERNEL_PENALTIES)
+            labels = [f"src-rbf{c:g}@{lam:g}" for lam in KERNEL_PENALTIES
+                      for c in self.meta.kernel]
+            for name, (p, e) in zip(labels, heads, strict=True):
+                preds.append(p), errs.append(e), names.append(name)
         p, e = self.meta._learned_candidate(idx, t)
         preds.append(p), errs.append(e), names.append(f"src+learned[{self.meta.algo}]")
         self.log_latency_ = self._combine(names, preds, errs)

@@ -213,7 +213,8 @@ def adaptive_ridge_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray, power:
 
 
 def kernel_ridge_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray,
-                     scales: Sequence[float], lam: float) -> list[tuple[np.ndarray, float]]:
+                     scales: Sequence[float], penalties: Sequence[float]
+                     ) -> list[tuple[np.ndarray, float]]:
     """Kernel ridge regressions on the source columns with a Gaussian (RBF) kernel.
 
     ``y ~ mean(y) + sum_j a_j k(x, x_j)`` over the support rows ``x_j``, with
@@ -229,17 +230,19 @@ def kernel_ridge_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray,
         S: ``(n, k)`` standardised log source latencies of every architecture.
         y: ``(m,)`` log-latencies of the support rows.
         support: ``(m,)`` row indices into ``S``.
-        scales: kernel widths, one head each (> 0).
-        lam: ridge penalty (> 0).
+        scales: kernel widths (> 0).
+        penalties: ridge penalties (> 0); one head per penalty and width.
 
     Returns:
-        per scale, ``(predictions of y for every row, mean squared leave-one-out error)``.
+        per penalty, per width (in that order), ``(predictions of y for every row, mean squared
+        leave-one-out error)``.
 
     Raises:
         MetaError: a width or penalty that is not positive, fewer than three shots.
     """
-    if not lam > 0 or not all(c > 0 for c in scales):
-        raise MetaError(f"kernel widths and penalty must be > 0, got {list(scales)}, {lam!r}")
+    if not all(lam > 0 for lam in penalties) or not all(c > 0 for c in scales):
+        raise MetaError(f"kernel widths and penalties must be > 0, got {list(scales)}, "
+                        f"{list(penalties)}")
     S, y, support = _as_shots(S, y, support, "kernel ridge")
     m = len(support)
     Xs = S[support]
@@ -249,16 +252,16 @@ def kernel_ridge_loo(S: np.ndarray, y: np.ndarray, support: np.ndarray,
     median = median if median > 0 else 1.0  # identical shots: any width is as good
     mu = float(y.mean())
     centre = np.eye(m) - 1.0 / m
-    out = []
-    for scale in scales:
+    heads: dict[tuple[float, float], tuple[np.ndarray, float]] = {}
+    for scale in scales:  # one kernel of every row per width, shared by the penalties
         K_all = np.exp(-d2 / (scale * median))
         K = K_all[support]
-        M = K @ np.linalg.inv(K + lam * np.eye(m))
-        hat = 1.0 / m + M @ centre  # y_hat = hat @ y
-        resid = (y - hat @ y) / np.clip(1.0 - np.diag(hat), 1e-6, None)
-        alpha = np.linalg.solve(K + lam * np.eye(m), y - mu)
-        out.append((mu + K_all @ alpha, float(np.mean(resid**2))))
-    return out
+        for lam in penalties:
+            inv = np.linalg.inv(K + lam * np.eye(m))
+            hat = 1.0 / m + K @ inv @ centre  # y_hat = hat @ y
+            resid = (y - hat @ y) / np.clip(1.0 - np.diag(hat), 1e-6, None)
+            heads[lam, scale] = (mu + K_all @ (inv @ (y - mu)), float(np.mean(resid**2)))
+    return [heads[lam, scale] for lam in penalties for scale in scales]
 
 
 def plan_shots(features: LatencyFeatures, n: int, reference: Sequence[int], seed: int | None = 0,

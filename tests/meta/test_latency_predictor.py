@@ -177,7 +177,7 @@ def test_kernel_ridge_bends_where_a_linear_map_cannot():
     y = np.tanh(2 * S[:, 0]) + rng.normal(0, 0.02, 300)
     shots = rng.choice(300, 30, replace=False)
     rest = np.setdiff1d(np.arange(300), shots)
-    (p, e), (p8, _) = kernel_ridge_loo(S, y[shots], shots, (2.0, 8.0), 0.1)
+    (p, e), (p8, _) = kernel_ridge_loo(S, y[shots], shots, (2.0, 8.0), (0.1,))
     linear, e_lin = ridge_loo(S, y[shots], shots, 1.0)
     assert np.mean((p[rest] - y[rest]) ** 2) < 0.8 * np.mean((linear[rest] - y[rest]) ** 2)
     assert e < e_lin
@@ -187,11 +187,11 @@ def test_kernel_ridge_bends_where_a_linear_map_cannot():
     ref.fit(S[shots], y[shots] - y[shots].mean())
     np.testing.assert_allclose(p, ref.predict(S) + y[shots].mean(), atol=1e-8)
     assert not np.allclose(p, p8)  # another width, another head
-    for bad in (((0.0,), 0.1), ((1.0,), 0.0), ((1.0,), -1.0)):
+    for bad in (((0.0,), (0.1,)), ((1.0,), (0.0,)), ((1.0,), (0.3, -1.0))):
         with pytest.raises(MetaError, match="must be > 0"):
             kernel_ridge_loo(S, y[shots], shots, *bad)
     with pytest.raises(MetaError, match="at least 3"):
-        kernel_ridge_loo(S, y[shots[:2]], shots[:2], (1.0,), 0.1)
+        kernel_ridge_loo(S, y[shots[:2]], shots[:2], (1.0,), (0.1,))
 
 
 def test_kernel_heads_in_the_ensemble(setup):
