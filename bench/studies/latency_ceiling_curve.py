@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err} (--lodo: a latency_lodo.py JSON; --sizes: e.g. 20,50,100)",
               file=sys.stderr)
         return 2
-    named = None if not args.devices else [d.strip() for d in args.devices.split(",")]
+    named = (None if not args.devices
+             else list(dict.fromkeys(d.strip() for d in args.devices.split(",") if d.strip())))
     pairs = curve_devices(lodo_result, named)
     if named is not None and len(pairs) != len(named):
         known = {f"{s}:{d}" for s, b in lodo_result["spaces"].items() for d in b["devices"]}
