@@ -22,7 +22,8 @@ marked so: pymoo and the other strategies see only the search's own evaluations.
 
 ``surrogate+defaultprior`` is the surrogate with the default prior set, what ``--strategy auto``
 runs on NB201 (:func:`default_priors`: every other dataset's accuracy columns and every other
-device's latency, built per problem device).
+device's latency, built per problem device), with the options ``auto`` gives it
+(:func:`auto_surrogate_options`: accuracy modelled on its nearest prior column).
 
 Usage:
     python bench/scripts/search_benchmark.py --seeds 10 --budgets 300,1000 --objectives both \\
@@ -58,8 +59,10 @@ from hwnas.bench.harness import (
 from hwnas.bench.problem import build_prior
 from hwnas.latency import atomic_write_text
 from hwnas.search import STRATEGIES, create_strategy, get_space
+from hwnas.search.strategies.auto import AutoStrategy
 
-__all__ = ["default_priors", "available_strategies", "run_jobs", "run_logged", "sort_and_report",
+__all__ = ["auto_surrogate_options", "default_priors", "available_strategies", "run_jobs",
+           "run_logged", "sort_and_report",
            "group_runs", "summarise", "markdown_table", "goal_check", "git_commit", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,6 +105,17 @@ def default_priors(tasks: list[str], devices: list[str], task: str, device: str
             + [d for d in devices if d != device])
 
 
+def auto_surrogate_options(problem: Any, budget: int, prior: Any) -> dict[str, Any]:
+    """The surrogate's options that ``auto`` picks for ``problem`` with ``prior`` (the default
+    variant runs what a user gets, e.g. accuracy modelled on its nearest prior column)."""
+    choice = AutoStrategy(problem.space, problem.n_objectives, 0, budget=budget,
+                          objectives=tuple(problem.names), prior=prior).choice_
+    if choice.strategy != "surrogate" or not choice.uses_prior:
+        raise RuntimeError(f"auto picks {choice.strategy} here ({choice.rule}), not the "
+                           "surrogate with priors")
+    return dict(choice.options)
+
+
 def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
     key, strategy, seed, budgets = args
     problem = _PROBLEMS[key]
@@ -110,6 +124,8 @@ def _job(args: tuple[str, str, int, list[int]]) -> dict[str, Any]:
         name = strategy
         if strategy in (PRIOR_VARIANT, DEFAULT_PRIOR_VARIANT):
             name, kwargs = "surrogate", {"prior": _PRIOR[(strategy, problem.name)]}
+        if strategy == DEFAULT_PRIOR_VARIANT:  # and the options auto picks with them
+            kwargs.update(auto_surrogate_options(problem, max(budgets), kwargs["prior"]))
         elif strategy == FOREST_VARIANT:  # accuracy is the first objective of every problem here
             name, kwargs = "surrogate", {"forest": (0,)}
         trace = run_any(problem, name, seed, max(budgets), **kwargs)

@@ -54,6 +54,8 @@ class AutoInputs:
         budget: unique evaluations asked (``None``: not known).
         max_evaluations: the most that can be evaluated at all (``None``: unbounded/unknown).
         priors: names of the prior columns at hand.
+        accuracy_priors: those of them that are accuracies (the others, latencies, are taken in
+            log by :class:`~hwnas.search.strategies.prior.PriorFeatures`).
         evaluation: ``lookup`` or ``live`` (:data:`EVALUATION_COSTS`).
         table_rows: the space is a table's rows of a space too large to list
             (:class:`~hwnas.search.strategies.candidates.TableSpace`: FBNet's 5,000).
@@ -69,6 +71,7 @@ class AutoInputs:
     priors: tuple[str, ...] = ()
     evaluation: str = "lookup"
     table_rows: bool = False
+    accuracy_priors: tuple[str, ...] = ()
 
     @property
     def reachable(self) -> float:
@@ -93,6 +96,12 @@ class Rule:
 
 def _forest_on_accuracy(i: AutoInputs) -> dict[str, Any]:
     return {"forest": [i.objectives.index("accuracy")]} if "accuracy" in i.objectives else {}
+
+
+def _nearest_accuracy_prior(i: AutoInputs) -> dict[str, Any]:
+    if "accuracy" not in i.objectives or not i.accuracy_priors:
+        return {}
+    return {"nearest_prior": {i.objectives.index("accuracy"): list(i.accuracy_priors)}}
 
 
 #: the decision, first match wins; figures are means over HELP's six NB201 test devices, 10 seeds
@@ -125,7 +134,7 @@ RULES: tuple[Rule, ...] = (
          "pymoo's NSGA-II, ahead of pymoo in recall and hypervolume on every device and budget "
          "(search_default.json); with three objectives ahead of pymoo in recall and hypervolume "
          "on every device at 300 and 1000 (search_default_3obj.json, 10 seeds)",
-         takes_prior=True),
+         options=_nearest_accuracy_prior, takes_prior=True),
     Rule("two-objectives-live",
          lambda i: (i.enumerable and i.n_objectives <= 2 and i.evaluation == "live"
                     and "accuracy" in i.objectives),
@@ -178,6 +187,7 @@ class StrategyChoice:
         """A JSON-ready record (``run.json``'s ``strategy_choice``)."""
         inputs = asdict(self.inputs)
         inputs["priors"] = len(self.inputs.priors)  # the names are in the run's priors record
+        inputs["accuracy_priors"] = len(self.inputs.accuracy_priors)
         if not np.isfinite(inputs["space_size"]):
             inputs["space_size"] = None
         return {"strategy": self.strategy, "options": dict(self.options), "rule": self.rule,
@@ -236,7 +246,9 @@ class AutoStrategy:
         inputs = AutoInputs(space.name, bool(space.enumerable), size, int(n_objectives),
                             tuple(objectives), budget, max_evaluations,
                             tuple(prior.names) if prior is not None else (), evaluation,
-                            isinstance(space, TableSpace))
+                            isinstance(space, TableSpace),
+                            tuple(n for n in prior.names if n not in prior.log)
+                            if prior is not None else ())
         self.choice_ = choose_strategy(inputs)
         options: Mapping[str, Any] = dict(self.choice_.options)
         if self.choice_.uses_prior:

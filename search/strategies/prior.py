@@ -95,8 +95,10 @@ class PriorFeatures:
             z[have[:, j], j] = (x - x.mean()) / x.std()
             score[have[:, j], j] = ndtri((rankdata(x) - 0.5) / len(x))
         self.names = names
+        self.log = tuple(log)
         self._row = {a: i for i, a in enumerate(archs)}
         partial = ~have.all(axis=0)  # flags only for the columns that miss some values
+        self._partial = np.flatnonzero(partial)
         self._table = np.concatenate([z, score, ~have[:, partial]], axis=1).astype(np.float32)
 
     @classmethod
@@ -119,6 +121,19 @@ class PriorFeatures:
         score; a missing flag per prior that lacks some values; a last flag for an architecture
         without any prior value."""
         return self._table.shape[1] + 1
+
+    def columns_of(self, name: str) -> list[int]:
+        """Positions, among this prior's feature columns, of the prior ``name``: its standardised
+        value, its rank score, its missing flag (where it lacks values) and the last flag.
+
+        Raises:
+            HwnasError: ``name`` is not a prior column.
+        """
+        if name not in self.names:
+            raise HwnasError(f"prior {name!r} is not a column; valid: {', '.join(self.names)}")
+        k, j = len(self.names), self.names.index(name)
+        flag = [2 * k + int(np.flatnonzero(self._partial == j)[0])] if j in self._partial else []
+        return [j, k + j, *flag, self.width - 1]
 
     def coverage(self, archs: Sequence[Architecture]) -> float:
         """Fraction of ``archs`` with a value in at least one prior column."""

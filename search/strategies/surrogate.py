@@ -35,7 +35,7 @@ ask.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,7 +46,7 @@ from ..spaces.space import Architecture, Space
 from .base import Strategy
 from .candidates import CandidateGenerator, TableSpace, list_architectures
 from .prior import PriorFeatures
-from .ridge import BayesianRidgeEnsemble
+from .ridge import BayesianRidgeEnsemble, OwnColumnsEnsemble
 
 if TYPE_CHECKING:  # blend (scikit-learn) is imported only when a forest is asked for
     from .blend import RidgeForestBlend
@@ -261,6 +261,18 @@ class SurrogateParetoSearch(Strategy):
             (two objectives, enumerated space: the highest probability of being on the whole
             space's front in ``worlds`` sampled worlds, :func:`front_membership`; ties by gap).
         worlds: worlds sampled per refit for ``"membership"``.
+        nearest_prior: objectives (positions) modelled on one prior column alone, position ->
+            the prior names it may use (empty: any): at each refit the column whose ranking
+            agrees best with the archive's values of that objective (Spearman's rho, in absolute
+            value) is taken, its standardised value and rank score, without the structural
+            features -- the "nearest source task" of transfer NAS, with the archive deciding
+            which source is nearest. For accuracy with another task's accuracy at hand: at a few
+            hundred evaluations a model of NAS-Bench-201's structure fitted from the archive
+            ranks the top of the space worse than a related task's own ranking does (after 300
+            evaluations of the default search on a validation device, rho within the top 10%
+            0.52-0.71 for the full design against 0.67 for CIFAR-100 alone; search recall in
+            results/benchmarks/README.md). Needs ``prior``; not with ``forest`` on the same
+            objective.
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
     silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
@@ -270,12 +282,15 @@ class SurrogateParetoSearch(Strategy):
     300 / 1000 unique evaluations (2 seeds; results/benchmarks/README.md).
 
     Attributes:
+        nearest_: position -> the prior column the last fit used for each ``nearest_prior``
+            objective.
         surrogate_: the last fitted :class:`BayesianRidgeEnsemble` (or
             :class:`~hwnas.search.strategies.blend.RidgeForestBlend`; ``None`` before).
 
     Raises:
-        HwnasError: an unknown ``transform``, ``dead`` or ``acquisition``, or a ``forest``
-            position that is not an objective.
+        HwnasError: an unknown ``transform``, ``dead`` or ``acquisition``, a ``forest`` or
+            ``nearest_prior`` position that is not an objective, ``nearest_prior`` without a
+            prior, with names that are not prior columns, or on an objective with a forest.
 
     Example:
         >>> s = SurrogateParetoSearch(get_space("nb201"), 2, seed=0)
@@ -288,7 +303,8 @@ class SurrogateParetoSearch(Strategy):
                  candidates: int = 500, max_pairwise: int = 2000, graph: bool = True,
                  local_bonus: float = 0.75, prior: PriorFeatures | None = None,
                  forest: int | Sequence[int] = (), pool: Sequence[Architecture] | None = None,
-                 dead: str = "off", acquisition: str = "gap", worlds: int = 64):
+                 dead: str = "off", acquisition: str = "gap", worlds: int = 64,
+                 nearest_prior: Mapping[int, Sequence[str]] | None = None):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -310,9 +326,12 @@ class SurrogateParetoSearch(Strategy):
             raise HwnasError(f"forest: objective positions in 0..{n_objectives - 1}, "
                              f"got {list(forest)}")
         self.forest = tuple(int(j) for j in forest)
+        self.nearest_prior = self._check_nearest(nearest_prior, n_objectives)
+        self.nearest_: dict[int, str] = {}
         self.max_enumerate, self.candidates, self.max_pairwise = (max_enumerate, candidates,
                                                                   max_pairwise)
-        self.surrogate_: BayesianRidgeEnsemble | RidgeForestBlend | None = None
+        self.surrogate_: (BayesianRidgeEnsemble | OwnColumnsEnsemble | RidgeForestBlend
+                          | None) = None
         self._features = PairwiseFeatures(space, max_pairwise if pairwise else 0)
         # the space the candidates are listed from: the pool's rows, when given
         self._listed = TableSpace(space, pool) if pool is not None else space
@@ -330,6 +349,55 @@ class SurrogateParetoSearch(Strategy):
         self._member: np.ndarray | None = None  # front-membership probability of each, at a fit
 
     # ------------------------------------------------------------------ helpers
+    def _check_nearest(self, nearest: Mapping[int, Sequence[str]] | None, m: int
+                       ) -> dict[int, list[str]]:
+        if not nearest:
+            return {}
+        if not isinstance(nearest, Mapping):
+            raise HwnasError("nearest_prior: a mapping of objective position -> prior names, got "
+                             f"{type(nearest).__name__}")
+        if self.prior is None:
+            raise HwnasError("nearest_prior needs a prior (other tasks' or devices' columns)")
+        out: dict[int, list[str]] = {}
+        for key, names in nearest.items():
+            j = int(key) if isinstance(key, str) and key.isdigit() else key
+            if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < m:
+                raise HwnasError(f"nearest_prior: objective positions in 0..{m - 1}, got {key!r}")
+            if int(j) in self.forest:
+                raise HwnasError(f"nearest_prior: objective {j} also has a forest; give it one "
+                                 "of the two")
+            names = [names] if isinstance(names, str) else list(names)
+            bad = [n for n in names if n not in self.prior.names]
+            if bad:
+                raise HwnasError(f"nearest_prior: {bad} are not prior columns; valid: "
+                                 f"{', '.join(self.prior.names)}")
+            out[int(j)] = names or list(self.prior.names)
+        return out
+
+    def _nearest_columns(self, X: np.ndarray, Y: np.ndarray) -> dict[int, list[int]]:
+        """Per ``nearest_prior`` objective, the design columns of the prior that ranks the
+        archive's values best (``X``: the archive's design, ``Y``: its scaled objectives)."""
+        from scipy.stats import rankdata
+
+        off = X.shape[1] - self.prior.width  # the prior's columns close the design
+        out: dict[int, list[int]] = {}
+        for j, names in self.nearest_prior.items():
+            best, pick = -1.0, names[0]
+            for name in names:
+                cols = [off + c for c in self.prior.columns_of(name)]
+                known = ~X[:, cols[2:]].any(axis=1)  # no missing flag set
+                if known.sum() < 3:
+                    continue
+                x, y = rankdata(X[known, cols[1]]), rankdata(Y[known, j])
+                if x.std() == 0 or y.std() == 0:
+                    continue
+                rho = abs(float(np.corrcoef(x, y)[0, 1]))
+                if rho > best:
+                    best, pick = rho, name
+            self.nearest_[j] = pick
+            out[j] = [off + c for c in self.prior.columns_of(pick)]
+        return out
+
     def _tell(self, archs: list[Architecture], F: np.ndarray, violation: np.ndarray) -> None:
         self._pending.difference_update(archs)
         if self._all is not None:
@@ -404,13 +472,16 @@ class SurrogateParetoSearch(Strategy):
         else:
             alpha = self._alpha
         seed = int(self.rng.integers(2**32))
+        X = self._design(archs)
         if self.forest:
             from .blend import RidgeForestBlend  # scikit-learn is imported only when asked for
 
             model = RidgeForestBlend(self.forest, self.members, seed=seed)
+        elif self.nearest_prior:
+            model = OwnColumnsEnsemble(self._nearest_columns(X, Y), self.members, seed=seed)
         else:
             model = BayesianRidgeEnsemble(self.members, seed=seed)
-        self.surrogate_ = model.fit(self._design(archs), Y, alpha)
+        self.surrogate_ = model.fit(X, Y, alpha)
         self._alpha, self._fit_n, self._ntarget = self.surrogate_.alpha_, n, Y.shape[1]
 
     def _near_front(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray

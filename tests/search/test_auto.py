@@ -28,6 +28,13 @@ def test_auto_is_registered_and_the_default():
     (dict(**NB201, n_objectives=2, objectives=("accuracy", "latency"), budget=300,
           priors=("cifar100_test_200ep", "pixel3")),
      "surrogate", "enumerable-with-priors", {}),
+    # accuracy with another task's accuracy at hand: modelled on the nearest such column
+    (dict(**NB201, n_objectives=2, objectives=("latency", "accuracy"), budget=300,
+          priors=("cifar100_test_200ep", "pixel3"), accuracy_priors=("cifar100_test_200ep",)),
+     "surrogate", "enumerable-with-priors", {"nearest_prior": {1: ["cifar100_test_200ep"]}}),
+    (dict(**NB201, n_objectives=2, objectives=("latency", "params"), budget=300,
+          priors=("cifar100_test_200ep",), accuracy_priors=("cifar100_test_200ep",)),
+     "surrogate", "enumerable-with-priors", {}),
     (dict(**NB201, n_objectives=3, budget=1000, priors=("pixel3",)),
      "surrogate", "enumerable-with-priors", {}),
     (dict(**NB201, n_objectives=2, objectives=("accuracy", "latency"), budget=300),
@@ -86,6 +93,11 @@ def test_auto_searches_through_its_pick_and_hands_it_the_prior():
     prior = PriorFeatures(archs, rng.normal(size=(len(archs), 1)), ["made_up"])
     auto = AutoStrategy(space, 2, seed=0, budget=50, prior=prior)
     assert auto.choice_.uses_prior and auto.strategy_.prior is prior
+    assert auto.strategy_.nearest_prior == {}  # no objective is named accuracy
+    named = AutoStrategy(space, 2, seed=0, budget=50, prior=prior,
+                         objectives=("accuracy", "latency"))
+    assert named.strategy_.nearest_prior == {0: ["made_up"]}
+    assert named.choice_.as_record()["inputs"]["accuracy_priors"] == 1
 
     def evaluate(batch):
         g = np.array([a.genes for a in batch], dtype=float)

@@ -109,3 +109,55 @@ def test_prior_enters_the_design_outside_an_enumerated_space():
     assert s._all is None and s.surrogate_ is not None
     width = s._features(list(s.archive_)[:1]).shape[1] + prior.width
     assert s.surrogate_.coef_.shape[0] == width
+
+
+def test_columns_of_names_a_priors_own_feature_columns():
+    archs = _archs(10)
+    prior = PriorFeatures.from_columns(archs, {"a": np.r_[np.nan, np.arange(9.0)],
+                                               "b": np.arange(10.0)})
+    # a: value, rank score, its missing flag, the not-in-the-prior flag; b has no missing flag
+    assert prior.columns_of("a") == [0, 2, 4, 5] and prior.columns_of("b") == [1, 3, 5]
+    with pytest.raises(HwnasError, match="'c' is not a column; valid: a, b"):
+        prior.columns_of("c")
+
+
+def _with_decoy(prior: PriorFeatures, archs, seed: int) -> PriorFeatures:
+    rng = np.random.default_rng(seed + 100)
+    values = prior(archs)[:, 0]  # the transferring column, standardised
+    return PriorFeatures.from_columns(archs, {"decoy": rng.normal(size=len(archs)),
+                                              "other_task": values})
+
+
+@pytest.mark.parametrize("max_enumerate", [50_000, 0])
+def test_nearest_prior_models_an_objective_on_the_column_that_ranks_it(max_enumerate):
+    space = get_space("nb201")
+    evaluate, prior, top, row = _random_problem(0)
+    archs = sorted(row, key=row.get)
+    prior = _with_decoy(prior, archs, 0)
+    s = create_strategy("surrogate", space, 2, seed=0, initial=10, prior=prior,
+                        nearest_prior={0: []}, max_enumerate=max_enumerate, candidates=200)
+    records = run_search(s, evaluate, 60).records
+    # the archive chose the column that ranks accuracy, not the decoy
+    assert s.nearest_ == {0: "other_task"}
+    if max_enumerate:
+        assert len(top & {row[r.arch] for r in records}) >= 6
+    # accuracy's model sees that column's own features alone; latency's the whole design
+    own = s.surrogate_.models_
+    assert [(outs, cols is None) for outs, cols, _ in own] == [([1], True), ([0], False)]
+    assert len(own[1][1]) == len(prior.columns_of("other_task"))
+
+
+def test_nearest_prior_is_checked():
+    space = get_space("nb201")
+    evaluate, prior, top, row = _random_problem(0)
+    with pytest.raises(HwnasError, match="needs a prior"):
+        create_strategy("surrogate", space, 2, seed=0, nearest_prior={0: []})
+    with pytest.raises(HwnasError, match=r"\['cifar'\] are not prior columns; valid: other_task"):
+        create_strategy("surrogate", space, 2, prior=prior, nearest_prior={0: ["cifar"]})
+    with pytest.raises(HwnasError, match="positions in 0..1, got 2"):
+        create_strategy("surrogate", space, 2, prior=prior, nearest_prior={2: []})
+    with pytest.raises(HwnasError, match="also has a forest"):
+        create_strategy("surrogate", space, 2, prior=prior, forest=0, nearest_prior={0: []})
+    # a record's string key names the same position
+    s = create_strategy("surrogate", space, 2, prior=prior, nearest_prior={"0": "other_task"})
+    assert s.nearest_prior == {0: ["other_task"]}
