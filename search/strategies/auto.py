@@ -33,8 +33,8 @@ from ..errors import HwnasError
 from ..spaces.space import Architecture, Space
 from .prior import PriorFeatures
 
-__all__ = ["AutoInputs", "AutoStrategy", "EVALUATION_COSTS", "RULES", "Rule", "StrategyChoice",
-           "choose_strategy"]
+__all__ = ["AutoInputs", "AutoStrategy", "EVALUATION_COSTS", "NEAREST_UNTIL", "RULES", "Rule",
+           "StrategyChoice", "choose_strategy"]
 
 #: what one evaluation costs: a lookup (public table, CSV, lookup table, model statistics) or a
 #: live evaluation (training a network, measuring it on a device)
@@ -98,13 +98,19 @@ def _forest_on_accuracy(i: AutoInputs) -> dict[str, Any]:
     return {"forest": [i.objectives.index("accuracy")]} if "accuracy" in i.objectives else {}
 
 
+#: archive size from which accuracy's nearest prior gives way to the full design: the highest
+#: recall at 1000 of 400 / 500 / 700 / never on the validation devices (10 seeds)
+NEAREST_UNTIL = 400
+
+
 def _nearest_accuracy_prior(i: AutoInputs) -> dict[str, Any]:
     # two objectives only: with parameters as a third, the structure that accuracy's nearest
     # prior leaves out is worth more at 1000 evaluations than it costs at 300 (validation
     # devices, results/benchmarks/README.md)
     if "accuracy" not in i.objectives or not i.accuracy_priors or i.n_objectives > 2:
         return {}
-    return {"nearest_prior": {i.objectives.index("accuracy"): list(i.accuracy_priors)}}
+    return {"nearest_prior": {i.objectives.index("accuracy"): list(i.accuracy_priors)},
+            "nearest_until": NEAREST_UNTIL}
 
 
 #: the decision, first match wins; figures are means over HELP's six NB201 test devices, 10 seeds

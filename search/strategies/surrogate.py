@@ -273,6 +273,9 @@ class SurrogateParetoSearch(Strategy):
             0.52-0.71 for the full design against 0.67 for CIFAR-100 alone; search recall in
             results/benchmarks/README.md). Needs ``prior``; not with ``forest`` on the same
             objective.
+        nearest_until: the archive size from which ``nearest_prior`` gives way to the full
+            design (``None``: never). A prior's ranking is worth most while the archive is
+            small; with many evaluations the structure fitted from them ranks past it.
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
     silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
@@ -304,7 +307,8 @@ class SurrogateParetoSearch(Strategy):
                  local_bonus: float = 0.75, prior: PriorFeatures | None = None,
                  forest: int | Sequence[int] = (), pool: Sequence[Architecture] | None = None,
                  dead: str = "off", acquisition: str = "gap", worlds: int = 64,
-                 nearest_prior: Mapping[int, Sequence[str]] | None = None):
+                 nearest_prior: Mapping[int, Sequence[str]] | None = None,
+                 nearest_until: int | None = None):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -327,7 +331,14 @@ class SurrogateParetoSearch(Strategy):
                              f"got {list(forest)}")
         self.forest = tuple(int(j) for j in forest)
         self.nearest_prior = self._check_nearest(nearest_prior, n_objectives)
+        if nearest_until is not None and (isinstance(nearest_until, bool)
+                                          or not isinstance(nearest_until, (int, np.integer))
+                                          or nearest_until < 1):
+            raise HwnasError(f"nearest_until: a positive number of evaluations or None, got "
+                             f"{nearest_until!r}")
+        self.nearest_until = None if nearest_until is None else int(nearest_until)
         self.nearest_: dict[int, str] = {}
+        self._nearest_on = False  # whether the last fit used nearest_prior
         self.max_enumerate, self.candidates, self.max_pairwise = (max_enumerate, candidates,
                                                                   max_pairwise)
         self.surrogate_: (BayesianRidgeEnsemble | OwnColumnsEnsemble | RidgeForestBlend
@@ -467,7 +478,10 @@ class SurrogateParetoSearch(Strategy):
         Y = self._scale(F)
         if (v > 0).any():
             Y = np.column_stack([Y, v])
-        if self._alpha is None or n >= 1.25 * self._alpha_n or len(self._alpha) != Y.shape[1]:
+        nearest = bool(self.nearest_prior) and (self.nearest_until is None
+                                                 or n < self.nearest_until)
+        if (self._alpha is None or n >= 1.25 * self._alpha_n or len(self._alpha) != Y.shape[1]
+                or nearest != self._nearest_on):  # other columns: a penalty of its own
             alpha, self._alpha_n = None, n
         else:
             alpha = self._alpha
@@ -477,12 +491,13 @@ class SurrogateParetoSearch(Strategy):
             from .blend import RidgeForestBlend  # scikit-learn is imported only when asked for
 
             model = RidgeForestBlend(self.forest, self.members, seed=seed)
-        elif self.nearest_prior:
+        elif nearest:
             model = OwnColumnsEnsemble(self._nearest_columns(X, Y), self.members, seed=seed)
         else:
             model = BayesianRidgeEnsemble(self.members, seed=seed)
         self.surrogate_ = model.fit(X, Y, alpha)
         self._alpha, self._fit_n, self._ntarget = self.surrogate_.alpha_, n, Y.shape[1]
+        self._nearest_on = nearest
 
     def _near_front(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray
                     ) -> np.ndarray:

@@ -147,6 +147,25 @@ def test_nearest_prior_models_an_objective_on_the_column_that_ranks_it(max_enume
     assert len(own[1][1]) == len(prior.columns_of("other_task"))
 
 
+def test_nearest_prior_gives_way_to_the_full_design_at_nearest_until():
+    space = get_space("nb201")
+    evaluate, prior, top, row = _random_problem(0)
+    s = create_strategy("surrogate", space, 2, seed=0, initial=10, prior=prior, candidates=200,
+                        nearest_prior={0: []}, nearest_until=40)
+    fits = []
+    fit = s._fit
+
+    def recording(archs, F, v):
+        fit(archs, F, v)
+        fits.append((len(archs), type(s.surrogate_).__name__))
+    s._fit = recording
+    run_search(s, evaluate, 60)
+    assert {kind for n, kind in fits if n < 40} == {"OwnColumnsEnsemble"}
+    assert {kind for n, kind in fits if n >= 40} == {"BayesianRidgeEnsemble"}
+    # the last model saw the whole design
+    assert s.surrogate_.coef_.shape[0] == s._design(list(s.archive_)[:1]).shape[1]
+
+
 def test_nearest_prior_is_checked():
     space = get_space("nb201")
     evaluate, prior, top, row = _random_problem(0)
@@ -158,6 +177,10 @@ def test_nearest_prior_is_checked():
         create_strategy("surrogate", space, 2, prior=prior, nearest_prior={2: []})
     with pytest.raises(HwnasError, match="also has a forest"):
         create_strategy("surrogate", space, 2, prior=prior, forest=0, nearest_prior={0: []})
+    for bad in (0, -5, 2.5, True, "300"):
+        with pytest.raises(HwnasError, match="nearest_until: a positive number"):
+            create_strategy("surrogate", space, 2, prior=prior, nearest_prior={0: []},
+                            nearest_until=bad)
     # a record's string key names the same position
     s = create_strategy("surrogate", space, 2, prior=prior, nearest_prior={"0": "other_task"})
     assert s.nearest_prior == {0: ["other_task"]}
