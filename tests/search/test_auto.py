@@ -7,7 +7,7 @@ import pytest
 
 from hwnas.search import HwnasError, get_space, run_search
 from hwnas.search.strategies import AutoStrategy, PriorFeatures, choose_strategy
-from hwnas.search.strategies.auto import NEAREST_UNTIL, RULES, AutoInputs
+from hwnas.search.strategies.auto import NEAREST_LOCAL_BONUS, NEAREST_UNTIL, RULES, AutoInputs
 from hwnas.search.strategies.base import DEFAULT_STRATEGY, list_strategies
 
 NB201 = dict(space="nb201", enumerable=True, space_size=15625.0)
@@ -32,7 +32,8 @@ def test_auto_is_registered_and_the_default():
     (dict(**NB201, n_objectives=2, objectives=("latency", "accuracy"), budget=300,
           priors=("cifar100_test_200ep", "pixel3"), accuracy_priors=("cifar100_test_200ep",)),
      "surrogate", "enumerable-with-priors",
-     {"nearest_prior": {1: ["cifar100_test_200ep"]}, "nearest_until": NEAREST_UNTIL}),
+     {"nearest_prior": {1: ["cifar100_test_200ep"]}, "nearest_until": NEAREST_UNTIL,
+      "local_bonus": NEAREST_LOCAL_BONUS}),
     (dict(**NB201, n_objectives=3, objectives=("accuracy", "latency", "params"), budget=300,
           priors=("cifar100_test_200ep",), accuracy_priors=("cifar100_test_200ep",)),
      "surrogate", "enumerable-with-priors", {}),
@@ -102,6 +103,7 @@ def test_auto_searches_through_its_pick_and_hands_it_the_prior():
                          objectives=("accuracy", "latency"))
     assert named.strategy_.nearest_prior == {0: ["made_up"]}
     assert named.strategy_.nearest_until == NEAREST_UNTIL
+    assert named.strategy_.local_bonus == NEAREST_LOCAL_BONUS
     assert named.choice_.as_record()["inputs"]["accuracy_priors"] == 1
 
     def evaluate(batch):
