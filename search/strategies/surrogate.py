@@ -285,8 +285,8 @@ class SurrogateParetoSearch(Strategy):
     300 / 1000 unique evaluations (2 seeds; results/benchmarks/README.md).
 
     Attributes:
-        nearest_: position -> the prior column the last fit used for each ``nearest_prior``
-            objective.
+        nearest_: position -> the prior column the last fit on ``nearest_prior`` used for each
+            such objective (kept after ``nearest_until``).
         surrogate_: the last fitted :class:`BayesianRidgeEnsemble` (or
             :class:`~hwnas.search.strategies.blend.RidgeForestBlend`; ``None`` before).
 
