@@ -338,7 +338,6 @@ class SurrogateParetoSearch(Strategy):
                              f"{nearest_until!r}")
         self.nearest_until = None if nearest_until is None else int(nearest_until)
         self.nearest_: dict[int, str] = {}
-        self._nearest_on = False  # whether the last fit used nearest_prior
         self.max_enumerate, self.candidates, self.max_pairwise = (max_enumerate, candidates,
                                                                   max_pairwise)
         self.surrogate_: (BayesianRidgeEnsemble | OwnColumnsEnsemble | RidgeForestBlend
@@ -478,10 +477,12 @@ class SurrogateParetoSearch(Strategy):
         Y = self._scale(F)
         if (v > 0).any():
             Y = np.column_stack([Y, v])
-        nearest = bool(self.nearest_prior) and (self.nearest_until is None
-                                                 or n < self.nearest_until)
+        nearest = (not self.forest and bool(self.nearest_prior)
+                   and (self.nearest_until is None or n < self.nearest_until))
+        # a model on other columns than the last fit's takes a penalty of its own
+        switched = nearest != isinstance(self.surrogate_, OwnColumnsEnsemble)
         if (self._alpha is None or n >= 1.25 * self._alpha_n or len(self._alpha) != Y.shape[1]
-                or nearest != self._nearest_on):  # other columns: a penalty of its own
+                or switched):
             alpha, self._alpha_n = None, n
         else:
             alpha = self._alpha
@@ -497,7 +498,6 @@ class SurrogateParetoSearch(Strategy):
             model = BayesianRidgeEnsemble(self.members, seed=seed)
         self.surrogate_ = model.fit(X, Y, alpha)
         self._alpha, self._fit_n, self._ntarget = self.surrogate_.alpha_, n, Y.shape[1]
-        self._nearest_on = nearest
 
     def _near_front(self, archs: list[Architecture], F: np.ndarray, v: np.ndarray
                     ) -> np.ndarray:
