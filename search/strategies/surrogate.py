@@ -274,7 +274,8 @@ class SurrogateParetoSearch(Strategy):
             results/benchmarks/README.md). Needs ``prior``; not with ``forest`` on the same
             objective.
         nearest_until: the archive size from which ``nearest_prior`` gives way to the full
-            design (``None``: never). A prior's ranking is worth most while the archive is
+            design (``None``: never), one for all its objectives or position -> size (a
+            position left out: never). A prior's ranking is worth most while the archive is
             small; with many evaluations the structure fitted from them ranks past it.
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
@@ -308,7 +309,7 @@ class SurrogateParetoSearch(Strategy):
                  forest: int | Sequence[int] = (), pool: Sequence[Architecture] | None = None,
                  dead: str = "off", acquisition: str = "gap", worlds: int = 64,
                  nearest_prior: Mapping[int, Sequence[str]] | None = None,
-                 nearest_until: int | None = None):
+                 nearest_until: int | Mapping[int, int | None] | None = None):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -331,12 +332,8 @@ class SurrogateParetoSearch(Strategy):
                              f"got {list(forest)}")
         self.forest = tuple(int(j) for j in forest)
         self.nearest_prior = self._check_nearest(nearest_prior, n_objectives)
-        if nearest_until is not None and (isinstance(nearest_until, bool)
-                                          or not isinstance(nearest_until, (int, np.integer))
-                                          or nearest_until < 1):
-            raise HwnasError(f"nearest_until: a positive number of evaluations or None, got "
-                             f"{nearest_until!r}")
-        self.nearest_until = None if nearest_until is None else int(nearest_until)
+        self.nearest_until = nearest_until
+        self._until = self._check_until(nearest_until, self.nearest_prior)
         self.nearest_: dict[int, str] = {}
         self.max_enumerate, self.candidates, self.max_pairwise = (max_enumerate, candidates,
                                                                   max_pairwise)
@@ -384,14 +381,42 @@ class SurrogateParetoSearch(Strategy):
             out[int(j)] = names or list(self.prior.names)
         return out
 
-    def _nearest_columns(self, X: np.ndarray, Y: np.ndarray) -> dict[int, list[int]]:
-        """Per ``nearest_prior`` objective, the design columns of the prior that ranks the
-        archive's values best (``X``: the archive's design, ``Y``: its scaled objectives)."""
+    @staticmethod
+    def _check_until(until: int | Mapping[int, int | None] | None,
+                     nearest: dict[int, list[str]]) -> dict[int, int | None]:
+        """``nearest_until`` as position -> archive size (``None``: never), one per
+        ``nearest_prior`` objective."""
+        def size(v: object, what: str) -> int | None:
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise HwnasError(f"nearest_until{what}: a positive number of evaluations or None, "
+                                 f"got {v!r}")
+            return int(v)
+
+        if not isinstance(until, Mapping):
+            n = size(until, "")
+            return {j: n for j in nearest}
+        # a record's string key names the same position
+        keyed = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in until.items()}
+        extra = sorted((k for k in keyed if k not in nearest), key=str)
+        if extra:
+            raise HwnasError(f"nearest_until: positions {extra} are not nearest_prior objectives; "
+                             f"valid: {sorted(nearest)}")
+        return {j: size(keyed.get(j), f"[{j}]") for j in nearest}
+
+    def _nearest_columns(self, X: np.ndarray, Y: np.ndarray, active: set[int]
+                         ) -> dict[int, list[int]]:
+        """Per ``nearest_prior`` objective in ``active``, the design columns of the prior that
+        ranks the archive's values best (``X``: the archive's design, ``Y``: its scaled
+        objectives)."""
         from scipy.stats import rankdata
 
         off = X.shape[1] - self.prior.width  # the prior's columns close the design
         out: dict[int, list[int]] = {}
         for j, names in self.nearest_prior.items():
+            if j not in active:
+                continue
             best, pick = -1.0, names[0]
             for name in names:
                 cols = [off + c for c in self.prior.columns_of(name)]
@@ -477,10 +502,13 @@ class SurrogateParetoSearch(Strategy):
         Y = self._scale(F)
         if (v > 0).any():
             Y = np.column_stack([Y, v])
-        nearest = (not self.forest and bool(self.nearest_prior)
-                   and (self.nearest_until is None or n < self.nearest_until))
+        # the objectives still on their nearest prior at this archive size
+        active = set() if self.forest else {
+            j for j, until in self._until.items() if until is None or n < until}
+        last = (set(self.surrogate_.columns) if isinstance(self.surrogate_, OwnColumnsEnsemble)
+                else set())
         # a model on other columns than the last fit's takes a penalty of its own
-        switched = nearest != isinstance(self.surrogate_, OwnColumnsEnsemble)
+        switched = active != last
         if (self._alpha is None or n >= 1.25 * self._alpha_n or len(self._alpha) != Y.shape[1]
                 or switched):
             alpha, self._alpha_n = None, n
@@ -492,8 +520,9 @@ class SurrogateParetoSearch(Strategy):
             from .blend import RidgeForestBlend  # scikit-learn is imported only when asked for
 
             model = RidgeForestBlend(self.forest, self.members, seed=seed)
-        elif nearest:
-            model = OwnColumnsEnsemble(self._nearest_columns(X, Y), self.members, seed=seed)
+        elif active:
+            model = OwnColumnsEnsemble(self._nearest_columns(X, Y, active), self.members,
+                                       seed=seed)
         else:
             model = BayesianRidgeEnsemble(self.members, seed=seed)
         self.surrogate_ = model.fit(X, Y, alpha)

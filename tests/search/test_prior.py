@@ -166,6 +166,31 @@ def test_nearest_prior_gives_way_to_the_full_design_at_nearest_until():
     assert s.surrogate_.coef_.shape[0] == s._design(list(s.archive_)[:1]).shape[1]
 
 
+def test_nearest_until_can_end_each_objective_on_its_own():
+    space = get_space("nb201")
+    evaluate, prior, top, row = _random_problem(0)
+    # latency leaves its nearest prior at 20, accuracy at 40; a JSON record's keys are strings
+    s = create_strategy("surrogate", space, 2, seed=0, initial=10, prior=prior, candidates=200,
+                        nearest_prior={0: [], 1: []}, nearest_until={"0": 40, 1: 20})
+    fits = []
+    fit = s._fit
+
+    def recording(archs, F, v):
+        fit(archs, F, v)
+        model = s.surrogate_
+        fits.append((len(archs), tuple(sorted(getattr(model, "columns", {})))))
+    s._fit = recording
+    run_search(s, evaluate, 60)
+    assert {cols for n, cols in fits if n < 20} == {(0, 1)}
+    assert {cols for n, cols in fits if 20 <= n < 40} == {(0,)}
+    assert {cols for n, cols in fits if n >= 40} == {()}
+    # a position the mapping leaves out stays on its nearest prior
+    s = create_strategy("surrogate", space, 2, seed=0, initial=10, prior=prior, candidates=200,
+                        nearest_prior={0: [], 1: []}, nearest_until={1: 20})
+    run_search(s, evaluate, 40)
+    assert sorted(s.surrogate_.columns) == [0]
+
+
 def test_nearest_prior_is_checked():
     space = get_space("nb201")
     evaluate, prior, top, row = _random_problem(0)
@@ -181,6 +206,13 @@ def test_nearest_prior_is_checked():
         with pytest.raises(HwnasError, match="nearest_until: a positive number"):
             create_strategy("surrogate", space, 2, prior=prior, nearest_prior={0: []},
                             nearest_until=bad)
+    with pytest.raises(HwnasError, match=r"nearest_until\[0\]: a positive number.*got 0"):
+        create_strategy("surrogate", space, 2, prior=prior, nearest_prior={0: []},
+                        nearest_until={0: 0})
+    with pytest.raises(HwnasError, match=r"positions \[1\] are not nearest_prior objectives; "
+                                         r"valid: \[0\]"):
+        create_strategy("surrogate", space, 2, prior=prior, nearest_prior={0: []},
+                        nearest_until={0: 40, 1: 20})
     # a record's string key names the same position
     s = create_strategy("surrogate", space, 2, prior=prior, nearest_prior={"0": "other_task"})
     assert s.nearest_prior == {0: ["other_task"]}
