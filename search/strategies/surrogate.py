@@ -205,6 +205,11 @@ def front_membership(mu: np.ndarray, sd: np.ndarray, fixed: np.ndarray, worlds: 
     return count / worlds
 
 
+def _position(key: object) -> object:
+    """An objective position as given; a record's (JSON) string key names the same position."""
+    return int(key) if isinstance(key, str) and key.isdigit() else key
+
+
 class _Lazy:
     """``[items[i] for i in idx]`` without building the list."""
 
@@ -367,7 +372,7 @@ class SurrogateParetoSearch(Strategy):
             raise HwnasError("nearest_prior needs a prior (other tasks' or devices' columns)")
         out: dict[int, list[str]] = {}
         for key, names in nearest.items():
-            j = int(key) if isinstance(key, str) and key.isdigit() else key
+            j = _position(key)
             if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < m:
                 raise HwnasError(f"nearest_prior: objective positions in 0..{m - 1}, got {key!r}")
             if int(j) in self.forest:
@@ -397,8 +402,7 @@ class SurrogateParetoSearch(Strategy):
         if not isinstance(until, Mapping):
             n = size(until, "")
             return {j: n for j in nearest}
-        # a record's string key names the same position
-        keyed = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in until.items()}
+        keyed = {_position(k): v for k, v in until.items()}
         extra = sorted((k for k in keyed if k not in nearest), key=str)
         if extra:
             raise HwnasError(f"nearest_until: positions {extra} are not nearest_prior objectives; "
@@ -414,9 +418,8 @@ class SurrogateParetoSearch(Strategy):
 
         off = X.shape[1] - self.prior.width  # the prior's columns close the design
         out: dict[int, list[int]] = {}
-        for j, names in self.nearest_prior.items():
-            if j not in active:
-                continue
+        for j in sorted(active):
+            names = self.nearest_prior[j]
             best, pick = -1.0, names[0]
             for name in names:
                 cols = [off + c for c in self.prior.columns_of(name)]
