@@ -100,6 +100,7 @@ class PriorFeatures:
         partial = ~have.all(axis=0)  # flags only for the columns that miss some values
         self._partial = np.flatnonzero(partial)
         self._table = np.concatenate([z, score, ~have[:, partial]], axis=1).astype(np.float32)
+        self._z = np.where(have, z, np.nan)
 
     @classmethod
     def from_columns(cls, archs: Sequence[Architecture], columns: Mapping[str, np.ndarray],
@@ -134,6 +135,14 @@ class PriorFeatures:
         k, j = len(self.names), self.names.index(name)
         flag = [2 * k + int(np.flatnonzero(self._partial == j)[0])] if j in self._partial else []
         return [j, k + j, *flag, self.width - 1]
+
+    def standardised(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """``(len(archs), k)`` standardised values of every column (log first for the ``log``
+        ones), NaN where a column has no value for an architecture."""
+        rows = np.array([self._row.get(a, -1) for a in archs], dtype=np.int64)
+        out = np.full((len(rows), len(self.names)), np.nan)
+        out[rows >= 0] = self._z[rows[rows >= 0]]
+        return out
 
     def coverage(self, archs: Sequence[Architecture]) -> float:
         """Fraction of ``archs`` with a value in at least one prior column."""

@@ -45,6 +45,7 @@ from ..pareto import pareto_mask
 from ..spaces.space import Architecture, Space
 from .base import Strategy
 from .candidates import CandidateGenerator, TableSpace, list_architectures
+from .opening import membership_order, nearest_column, ridge_prediction, top_spread
 from .prior import PriorFeatures
 from .ridge import BayesianRidgeEnsemble, OwnColumnsEnsemble
 
@@ -314,7 +315,11 @@ class SurrogateParetoSearch(Strategy):
                  forest: int | Sequence[int] = (), pool: Sequence[Architecture] | None = None,
                  dead: str = "off", acquisition: str = "gap", worlds: int = 64,
                  nearest_prior: Mapping[int, Sequence[str]] | None = None,
-                 nearest_until: int | Mapping[int, int | None] | None = None):
+                 nearest_until: int | Mapping[int, int | None] | None = None,
+                 opening: int | None = None,
+                 opening_ridge: Mapping[int, Sequence[str]] | None = None,
+                 opening_spread: float = 0.6, opening_growth: float = 0.1,
+                 opening_draws: int = 400):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -340,6 +345,11 @@ class SurrogateParetoSearch(Strategy):
         self.nearest_until = nearest_until
         self._until = self._check_until(nearest_until, self.nearest_prior)
         self.nearest_: dict[int, str] = {}
+        self.opening, self.opening_spread = opening, opening_spread
+        self.opening_growth, self.opening_draws = opening_growth, opening_draws
+        self.opening_ridge = self._check_opening(opening, opening_ridge, n_objectives, pool)
+        self._order: np.ndarray | None = None  # the opening's order of the enumerated archs
+        self._order_n = 0  # ... computed at this archive size
         self.max_enumerate, self.candidates, self.max_pairwise = (max_enumerate, candidates,
                                                                   max_pairwise)
         self.surrogate_: (BayesianRidgeEnsemble | OwnColumnsEnsemble | RidgeForestBlend
@@ -359,6 +369,7 @@ class SurrogateParetoSearch(Strategy):
         self._gap: np.ndarray | None = None  # gaps of every enumerated architecture ...
         self._gap_n = 0  # ... against the first _gap_n archived architectures
         self._member: np.ndarray | None = None  # front-membership probability of each, at a fit
+        self._prior_all: np.ndarray | None = None  # standardised prior values of each
 
     # ------------------------------------------------------------------ helpers
     def _check_nearest(self, nearest: Mapping[int, Sequence[str]] | None, m: int
@@ -384,6 +395,56 @@ class SurrogateParetoSearch(Strategy):
                 raise HwnasError(f"nearest_prior: {bad} are not prior columns; valid: "
                                  f"{', '.join(self.prior.names)}")
             out[int(j)] = names or list(self.prior.names)
+        return out
+
+    def _check_opening(self, opening: int | None, ridge: Mapping[int, Sequence[str]] | None,
+                       m: int, pool: Sequence[Architecture] | None) -> dict[int, list[str]]:
+        """``opening_ridge`` as position -> prior names, after checking that every objective of
+        an opening has a model (its nearest prior, or a ridge on prior columns)."""
+        if opening is None:
+            if ridge:
+                raise HwnasError("opening_ridge needs opening (the archive size the opening "
+                                 "lasts to)")
+            return {}
+        if isinstance(opening, bool) or not isinstance(opening, (int, np.integer)) or opening < 1:
+            raise HwnasError(f"opening: a positive number of evaluations or None, got {opening!r}")
+        if m != 2:
+            raise HwnasError(f"opening: two objectives only, got {m}")
+        if not self.space.enumerable and pool is None:
+            raise HwnasError("opening: the space must be enumerable (or a pool given): the order "
+                             "ranks every architecture")
+        if self.prior is None:
+            raise HwnasError("opening needs a prior (other tasks' or devices' columns)")
+        if not (np.isfinite(self.opening_spread) and self.opening_spread > 0):
+            raise HwnasError(f"opening_spread: a positive number, got {self.opening_spread!r}")
+        if not (np.isfinite(self.opening_growth) and self.opening_growth >= 0):
+            raise HwnasError(f"opening_growth: a number >= 0, got {self.opening_growth!r}")
+        if (isinstance(self.opening_draws, bool) or not isinstance(self.opening_draws,
+                                                                   (int, np.integer))
+                or self.opening_draws < 1):
+            raise HwnasError(f"opening_draws: a positive integer, got {self.opening_draws!r}")
+        if ridge is not None and not isinstance(ridge, Mapping):
+            raise HwnasError("opening_ridge: a mapping of objective position -> prior names, "
+                             f"got {type(ridge).__name__}")
+        out: dict[int, list[str]] = {}
+        for key, names in (ridge or {}).items():
+            j = _position(key)
+            if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < m:
+                raise HwnasError(f"opening_ridge: objective positions in 0..{m - 1}, got {key!r}")
+            names = [names] if isinstance(names, str) else list(names)
+            bad = [n for n in names if n not in self.prior.names]
+            if bad:
+                raise HwnasError(f"opening_ridge: {bad} are not prior columns; valid: "
+                                 f"{', '.join(self.prior.names)}")
+            out[int(j)] = names or list(self.prior.names)
+        both = sorted(set(out) & set(self.nearest_prior))
+        if both:
+            raise HwnasError(f"opening: objectives {both} have both a nearest prior and a ridge; "
+                             "give each one of the two")
+        missing = [j for j in range(m) if j not in out and j not in self.nearest_prior]
+        if missing:
+            raise HwnasError(f"opening: objectives {missing} have no prior model; give each a "
+                             "nearest_prior or an opening_ridge")
         return out
 
     @staticmethod
@@ -570,7 +631,11 @@ class SurrogateParetoSearch(Strategy):
     # ------------------------------------------------------------------ ask
     def ask(self, n: int = 1) -> list[Architecture]:
         warm = len(self.archive_) >= max(2, self.initial)
-        out = self._guided(n) if warm else self._random(n)
+        if (warm and self.opening is not None and len(self.archive_) < self.opening
+                and self._enumerate()):
+            out = self._opening_asks(n)
+        else:
+            out = self._guided(n) if warm else self._random(n)
         if len(out) < n:  # the space is (nearly) exhausted: repeats are served from the cache
             out += [self._listed.sample(self.rng) for _ in range(n - len(out))]
         self._pending.update(out)
@@ -580,6 +645,43 @@ class SurrogateParetoSearch(Strategy):
                 if i is not None:
                     self._open[i] = False
         return out
+
+    def _opening_asks(self, n: int) -> list[Architecture]:
+        """The next open architectures of the opening's order, refreshed when the archive has
+        grown by ``opening_growth`` since it was computed."""
+        self._enumerate()
+        archs, F, _ = self._archive_arrays()
+        if (self._order is None
+                or len(archs) - self._order_n >= max(1, self.opening_growth * self._order_n)):
+            self._order, self._order_n = self._opening_order(archs, F), len(archs)
+        idx = self._order[self._open[self._order]][:n]
+        return [self._all[i] for i in idx]
+
+    def _opening_order(self, archs: list[Architecture], F: np.ndarray) -> np.ndarray:
+        """:func:`~hwnas.search.strategies.opening.membership_order` of every enumerated
+        architecture, each objective predicted from the priors alone."""
+        if self._prior_all is None:
+            self._prior_all = self.prior.standardised(self._all)
+        Z, names = self._prior_all, self.prior.names
+        rows = np.array([self._index[a] for a in archs], dtype=np.int64)
+        mu, sd = np.empty((len(Z), 2)), [0.0, 0.0]
+        for j in range(2):
+            if j in self.nearest_prior:
+                cols = [names.index(name) for name in self.nearest_prior[j]]
+                c, sign = nearest_column(Z[rows][:, cols], F[:, j])
+                self.nearest_[j] = names[cols[c]]
+                x = sign * Z[:, cols[c]]
+                mu[:, j] = np.where(np.isnan(x), 0.0, x)  # no value: the column's mean
+                sd[j] = self.opening_spread * top_spread(mu[:, j])
+            else:
+                cols = [names.index(name) for name in self.opening_ridge[j]]
+                X = Z[:, cols]
+                gaps_ = np.isnan(X)
+                X = np.concatenate([np.where(gaps_, 0.0, X), gaps_[:, gaps_.any(axis=0)]], axis=1)
+                log = (all(names[c] in self.prior.log for c in cols)
+                       and bool((F[:, j] > 0).all()))
+                mu[:, j], sd[j] = ridge_prediction(X[rows], F[:, j], X, log)
+        return membership_order(mu, sd, self.opening_draws, self.rng)
 
     def _guided(self, n: int) -> list[Architecture]:
         archs, F, v = self._archive_arrays()
