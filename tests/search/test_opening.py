@@ -7,8 +7,13 @@ import pytest
 
 from hwnas.search import HwnasError, PriorFeatures, create_strategy, get_space, run_search
 from hwnas.search.pareto import pareto_mask
-from hwnas.search.strategies.opening import (front_trail, membership_order, nearest_column,
-                                             ridge_prediction, top_spread)
+from hwnas.search.strategies.opening import (
+    front_trail,
+    membership_order,
+    nearest_column,
+    ridge_prediction,
+    top_spread,
+)
 
 
 def test_front_trail_is_zero_on_the_front_and_the_distance_behind_it_elsewhere():
