@@ -283,6 +283,20 @@ class SurrogateParetoSearch(Strategy):
             design (``None``: never), one for all its objectives or position -> size (a
             position left out: never). A prior's ranking is worth most while the archive is
             small; with many evaluations the structure fitted from them ranks past it.
+        opening: the archive size up to which the asks follow the priors alone (``None``: no
+            opening; two objectives, an enumerated space or a pool): after the ``initial``
+            random ones, the architectures likeliest to be on the whole space's front in
+            ``opening_draws`` worlds drawn from each objective's prior model
+            (:func:`~hwnas.search.strategies.opening.membership_order`), the order refreshed at
+            every ``opening_growth`` relative growth of the archive. An objective in
+            ``nearest_prior`` is its nearest column (by the archive's Spearman, signed) with a
+            spread of ``opening_spread`` standard deviations of that column's best tenth; one in
+            ``opening_ridge`` a ridge regression on those columns fitted to the archive (in log
+            when the columns and the objective are latencies), with its residual spread. The
+            surrogate is first fitted when the opening ends.
+        opening_ridge: objective position -> the prior names its ridge uses (empty: every
+            prior column).
+        opening_spread, opening_growth, opening_draws: see ``opening``.
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
     silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
@@ -300,7 +314,9 @@ class SurrogateParetoSearch(Strategy):
     Raises:
         HwnasError: an unknown ``transform``, ``dead`` or ``acquisition``, a ``forest`` or
             ``nearest_prior`` position that is not an objective, ``nearest_prior`` without a
-            prior, with names that are not prior columns, or on an objective with a forest.
+            prior, with names that are not prior columns, or on an objective with a forest;
+            an ``opening`` that is not two objectives of an enumerable space with a prior, or
+            with an objective that has no prior model or two, or bad ``opening_*`` values.
 
     Example:
         >>> s = SurrogateParetoSearch(get_space("nb201"), 2, seed=0)
