@@ -7,7 +7,13 @@ import pytest
 
 from hwnas.search import HwnasError, get_space, run_search
 from hwnas.search.strategies import AutoStrategy, PriorFeatures, choose_strategy
-from hwnas.search.strategies.auto import NEAREST_LOCAL_BONUS, NEAREST_UNTIL, RULES, AutoInputs
+from hwnas.search.strategies.auto import (
+    NEAREST_LOCAL_BONUS,
+    NEAREST_UNTIL,
+    OPENING,
+    RULES,
+    AutoInputs,
+)
 from hwnas.search.strategies.base import DEFAULT_STRATEGY, list_strategies
 
 NB201 = dict(space="nb201", enumerable=True, space_size=15625.0)
@@ -31,6 +37,12 @@ def test_auto_is_registered_and_the_default():
     # accuracy with another task's accuracy at hand: modelled on the nearest such column
     (dict(**NB201, n_objectives=2, objectives=("latency", "accuracy"), budget=300,
           priors=("cifar100_test_200ep", "pixel3"), accuracy_priors=("cifar100_test_200ep",)),
+     "surrogate", "enumerable-with-priors",
+     {"nearest_prior": {1: ["cifar100_test_200ep"]}, "nearest_until": NEAREST_UNTIL,
+      "local_bonus": NEAREST_LOCAL_BONUS, "opening": OPENING, "opening_ridge": {0: ["pixel3"]}}),
+    # no other device's latency at hand: no model of latency from the priors, so no opening
+    (dict(**NB201, n_objectives=2, objectives=("latency", "accuracy"), budget=300,
+          priors=("cifar100_test_200ep",), accuracy_priors=("cifar100_test_200ep",)),
      "surrogate", "enumerable-with-priors",
      {"nearest_prior": {1: ["cifar100_test_200ep"]}, "nearest_until": NEAREST_UNTIL,
       "local_bonus": NEAREST_LOCAL_BONUS}),
@@ -105,6 +117,14 @@ def test_auto_searches_through_its_pick_and_hands_it_the_prior():
     assert named.strategy_.nearest_until == NEAREST_UNTIL
     assert named.strategy_.local_bonus == NEAREST_LOCAL_BONUS
     assert named.choice_.as_record()["inputs"]["accuracy_priors"] == 1
+    assert named.strategy_.opening is None  # no latency prior: nothing to open on
+    with_latency = PriorFeatures(archs, np.exp(rng.normal(size=(len(archs), 2))),
+                                 ["made_up", "other_device"], log=["other_device"])
+    opened = AutoStrategy(space, 2, seed=0, budget=50, prior=with_latency,
+                          objectives=("accuracy", "latency"))
+    assert opened.strategy_.opening == OPENING
+    assert opened.strategy_.opening_ridge == {1: ["other_device"]}
+    assert opened.strategy_.nearest_prior == {0: ["made_up"]}
 
     def evaluate(batch):
         g = np.array([a.genes for a in batch], dtype=float)
