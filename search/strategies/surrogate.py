@@ -36,7 +36,7 @@ ask.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -399,19 +399,25 @@ class SurrogateParetoSearch(Strategy):
             raise HwnasError("nearest_prior needs a prior (other tasks' or devices' columns)")
         out: dict[int, list[str]] = {}
         for key, names in nearest.items():
-            j = _position(key)
-            if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < m:
-                raise HwnasError(f"nearest_prior: objective positions in 0..{m - 1}, got {key!r}")
-            if int(j) in self.forest:
+            j, out_names = self._prior_names("nearest_prior", key, names, m)
+            if j in self.forest:
                 raise HwnasError(f"nearest_prior: objective {j} also has a forest; give it one "
                                  "of the two")
-            names = [names] if isinstance(names, str) else list(names)
-            bad = [n for n in names if n not in self.prior.names]
-            if bad:
-                raise HwnasError(f"nearest_prior: {bad} are not prior columns; valid: "
-                                 f"{', '.join(self.prior.names)}")
-            out[int(j)] = names or list(self.prior.names)
+            out[j] = out_names
         return out
+
+    def _prior_names(self, option: str, key: Any, names: str | Sequence[str],
+                     m: int) -> tuple[int, list[str]]:
+        """One entry of a position -> prior names option, checked (empty names: every column)."""
+        j = _position(key)
+        if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < m:
+            raise HwnasError(f"{option}: objective positions in 0..{m - 1}, got {key!r}")
+        names = [names] if isinstance(names, str) else list(names)
+        bad = [n for n in names if n not in self.prior.names]
+        if bad:
+            raise HwnasError(f"{option}: {bad} are not prior columns; valid: "
+                             f"{', '.join(self.prior.names)}")
+        return int(j), names or list(self.prior.names)
 
     def _check_opening(self, opening: int | None, ridge: Mapping[int, Sequence[str]] | None,
                        m: int, pool: Sequence[Architecture] | None) -> dict[int, list[str]]:
@@ -444,15 +450,8 @@ class SurrogateParetoSearch(Strategy):
                              f"got {type(ridge).__name__}")
         out: dict[int, list[str]] = {}
         for key, names in (ridge or {}).items():
-            j = _position(key)
-            if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < m:
-                raise HwnasError(f"opening_ridge: objective positions in 0..{m - 1}, got {key!r}")
-            names = [names] if isinstance(names, str) else list(names)
-            bad = [n for n in names if n not in self.prior.names]
-            if bad:
-                raise HwnasError(f"opening_ridge: {bad} are not prior columns; valid: "
-                                 f"{', '.join(self.prior.names)}")
-            out[int(j)] = names or list(self.prior.names)
+            j, out_names = self._prior_names("opening_ridge", key, names, m)
+            out[j] = out_names
         both = sorted(set(out) & set(self.nearest_prior))
         if both:
             raise HwnasError(f"opening: objectives {both} have both a nearest prior and a ridge; "
