@@ -297,6 +297,10 @@ class SurrogateParetoSearch(Strategy):
         opening_ridge: objective position -> the prior names its ridge uses (empty: every
             prior column).
         opening_spread, opening_growth, opening_draws: see ``opening``.
+        opening_dead: in a cell space with dead cells (:func:`dead_cells`), while the archive
+            holds no dead cell the first open one of the order is asked first, and the opening's
+            ridges give the dead cells their own offset: what a dead cell costs is the
+            runtime's (some report them as nearly free), not the other devices'.
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
     silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
@@ -335,7 +339,7 @@ class SurrogateParetoSearch(Strategy):
                  opening: int | None = None,
                  opening_ridge: Mapping[int, Sequence[str]] | None = None,
                  opening_spread: float = 0.6, opening_growth: float = 0.1,
-                 opening_draws: int = 400):
+                 opening_draws: int = 400, opening_dead: bool = False):
         super().__init__(space, n_objectives, seed)
         if prior is not None and not isinstance(prior, PriorFeatures):
             raise HwnasError(f"prior must be a PriorFeatures, got {type(prior).__name__}")
@@ -362,6 +366,8 @@ class SurrogateParetoSearch(Strategy):
         self._until = self._check_until(nearest_until, self.nearest_prior)
         self.nearest_: dict[int, str] = {}
         self.opening, self.opening_spread = opening, opening_spread
+        self.opening_dead = bool(opening_dead)
+        self._dead_all: np.ndarray | None = None
         self.opening_growth, self.opening_draws = opening_growth, opening_draws
         self.opening_ridge = self._check_opening(opening, opening_ridge, n_objectives, pool)
         self._order: np.ndarray | None = None  # the opening's order of the enumerated archs
@@ -669,8 +675,38 @@ class SurrogateParetoSearch(Strategy):
         if (self._order is None
                 or len(archs) - self._order_n >= max(1, self.opening_growth * self._order_n)):
             self._order, self._order_n = self._opening_order(archs, F), len(archs)
-        idx = self._order[self._open[self._order]][:n]
-        return [self._all[i] for i in idx]
+        idx = self._order[self._open[self._order]]
+        dead = self._opening_dead_mask()
+        if dead is not None and not dead[[self._index[a] for a in archs]].any():
+            probe = idx[dead[idx]][:1]  # one dead cell measured: is the class free here?
+            idx = np.concatenate([probe, idx[~np.isin(idx, probe)]])
+        return [self._all[i] for i in idx[:n]]
+
+    def _opening_ridge_fit(self, X: np.ndarray, rows: np.ndarray, y: np.ndarray,
+                           log: bool) -> tuple[np.ndarray, float]:
+        """:func:`~hwnas.search.strategies.opening.ridge_prediction` for every enumerated
+        architecture; with ``opening_dead`` and dead cells measured, the ridge is fitted to the
+        live ones and the dead cells get their own offset, the mean residual of those measured:
+        unshrunk, because what the class costs is the runtime's choice (skipped or executed),
+        which one measurement shows and a penalised column learnt from it would not."""
+        dead = self._opening_dead_mask()
+        if dead is None or not dead[rows].any() or (~dead[rows]).sum() < 2:
+            return ridge_prediction(X[rows], y, X, log)
+        was = dead[rows]
+        pred, sd = ridge_prediction(X[rows[~was]], y[~was], X, log)
+        if log:
+            pred[dead] *= float(np.exp(np.mean(np.log(y[was]) - np.log(pred[rows[was]]))))
+        else:
+            pred[dead] += float(np.mean(y[was] - pred[rows[was]]))
+        return pred, sd
+
+    def _opening_dead_mask(self) -> np.ndarray | None:
+        """The dead cells among the enumerated architectures, when ``opening_dead`` applies."""
+        if not self.opening_dead or self.space.kind != "cell":
+            return None
+        if self._dead_all is None:
+            self._dead_all = dead_cells(self.space, self._all)
+        return self._dead_all if self._dead_all.any() else None
 
     def _opening_order(self, archs: list[Architecture], F: np.ndarray) -> np.ndarray:
         """:func:`~hwnas.search.strategies.opening.membership_order` of every enumerated
@@ -695,7 +731,7 @@ class SurrogateParetoSearch(Strategy):
                 X = np.concatenate([np.where(gaps_, 0.0, X), gaps_[:, gaps_.any(axis=0)]], axis=1)
                 log = (all(names[c] in self.prior.log for c in cols)
                        and bool((F[:, j] > 0).all()))
-                mu[:, j], sd[j] = ridge_prediction(X[rows], F[:, j], X, log)
+                mu[:, j], sd[j] = self._opening_ridge_fit(X, rows, F[:, j], log)
         return membership_order(mu, sd, self.opening_draws, self.rng)
 
     def _guided(self, n: int) -> list[Architecture]:
