@@ -300,7 +300,8 @@ class SurrogateParetoSearch(Strategy):
         opening_dead: in a cell space with dead cells (:func:`dead_cells`), while the archive
             holds no dead cell the first open one of the order is asked first, and the opening's
             ridges give the dead cells their own offset: what a dead cell costs is the
-            runtime's (some report them as nearly free), not the other devices'.
+            runtime's (some report them as nearly free), not the other devices'. Not ``auto``'s:
+            on the validation devices it lowered recall at 300 (screen c17).
 
     Defaults were chosen on NAS-Bench-201 with HELP's meta-training devices (1080ti_1,
     silver_4114, samsung_a50, pixel3; CIFAR-10 and CIFAR-100 accuracy), not its test devices.
