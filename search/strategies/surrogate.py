@@ -691,9 +691,9 @@ class SurrogateParetoSearch(Strategy):
         unshrunk, because what the class costs is the runtime's choice (skipped or executed),
         which one measurement shows and a penalised column learnt from it would not."""
         dead = self._opening_dead_mask()
-        if dead is None or not dead[rows].any() or (~dead[rows]).sum() < 2:
+        was = dead[rows] if dead is not None else None  # which measured ones are dead
+        if was is None or not was.any() or (~was).sum() < 2:
             return ridge_prediction(X[rows], y, X, log)
-        was = dead[rows]
         pred, sd = ridge_prediction(X[rows[~was]], y[~was], X, log)
         if log:
             pred[dead] *= float(np.exp(np.mean(np.log(y[was]) - np.log(pred[rows[was]]))))

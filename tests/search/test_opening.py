@@ -168,7 +168,8 @@ def test_an_opening_is_checked():
 
 def test_opening_dead_measures_a_dead_cell_and_learns_what_the_class_costs_here():
     """A runtime that skips dead cells (NB201's raspi4 and pixel3 report them as nearly free):
-    the other devices' latencies cannot say so; one measured dead cell and its column can."""
+    the other devices' latencies cannot say so; one measured dead cell and the class's own
+    offset can."""
     space, evaluate_live, prior, _, row = _problem(0)
     archs = list(row)
     dead = dead_cells(space, archs)
